@@ -1,0 +1,95 @@
+"""Loss catalogue of eq. (1): reconstruction and adversarial terms, per example.
+
+Every function returns one value per example (shape [B]), so that the caller can scale it with
+`tf.nn.compute_average_loss` and stay correct under any `tf.distribute` strategy.
+
+Critic outputs are unbounded scores ("logits"); a critic may output one score per example or one
+per patch (fully convolutional critics): scores are averaged over all non-batch axes.
+
+The discriminator losses are the *mean* of the term on memories and the term on predictions, so
+that with the logistic loss a critic at chance (D = 1/2 everywhere) scores ln 2 ~ 0.693: the unit
+in which the supplementary's gating thresholds (theta_d = 0.695, theta_g = 0.75) are written.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+from aign_tf.errors import UserError
+
+RECONSTRUCTION_LOSSES = ("l2", "l1")
+GAN_LOSSES = ("logistic", "least_squares", "hinge")
+
+
+def per_example_mean(values: tf.Tensor) -> tf.Tensor:
+    """Mean over all axes but the first: [B, ...] -> [B]."""
+    values = tf.reshape(values, [tf.shape(values)[0], -1])
+    return tf.reduce_mean(values, axis=1)
+
+
+def reconstruction_loss(rendered: tf.Tensor, observed: tf.Tensor, valid: tf.Tensor | None = None,
+                        kind: str = "l2") -> tf.Tensor:
+    """Per-example error between the render P(G(x)) and the observation x.
+
+    "l2" is the mean squared error, "l1" the mean absolute error, both over the elements where
+    `valid` is 1 (the renderer's mask: visible pixels, pixels that stay inside the image); an
+    example with no valid element scores 0. `valid` broadcasts against `rendered` ([B, H, W, 1]
+    for images). Returns [B].
+    """
+    if kind not in RECONSTRUCTION_LOSSES:
+        raise UserError(f"unknown reconstruction loss {kind!r}; use one of {', '.join(RECONSTRUCTION_LOSSES)}")
+    if rendered.shape.rank is not None and observed.shape.rank is not None and (
+            rendered.shape[1:].is_compatible_with(observed.shape[1:]) is False):
+        raise UserError(f"render shape {rendered.shape} does not match observation shape {observed.shape}; "
+                        "the renderer must map predictions back to the input space")
+    diff = rendered - observed
+    error = tf.square(diff) if kind == "l2" else tf.abs(diff)
+    if valid is None:
+        return per_example_mean(error)
+    valid = tf.broadcast_to(tf.cast(valid, error.dtype), tf.shape(error))
+    batch = tf.shape(error)[0]
+    total = tf.reduce_sum(tf.reshape(error * valid, [batch, -1]), axis=1)
+    count = tf.reduce_sum(tf.reshape(valid, [batch, -1]), axis=1)
+    return tf.math.divide_no_nan(total, count)
+
+
+def discriminator_loss(real_scores: tf.Tensor, fake_scores: tf.Tensor, kind: str = "logistic") -> tf.Tensor:
+    """Per-example critic loss: memories should score "real", predictions "fake". Returns [B].
+
+    logistic (eq. 1):  [-log D(m) - log(1 - D(G(x)))] / 2, D = sigmoid(score)
+    least_squares:     [(s_m - 1)^2 + s_g^2] / 2
+    hinge:             [relu(1 - s_m) + relu(1 + s_g)] / 2
+    """
+    real, fake = per_example_mean(real_scores), per_example_mean(fake_scores)
+    if kind == "logistic":
+        return 0.5 * (tf.nn.softplus(-real) + tf.nn.softplus(fake))
+    if kind == "least_squares":
+        return 0.5 * (tf.square(real - 1.0) + tf.square(fake))
+    if kind == "hinge":
+        return 0.5 * (tf.nn.relu(1.0 - real) + tf.nn.relu(1.0 + fake))
+    raise UserError(f"unknown GAN loss {kind!r}; use one of {', '.join(GAN_LOSSES)}")
+
+
+def generator_adversarial_loss(fake_scores: tf.Tensor, kind: str = "logistic") -> tf.Tensor:
+    """Per-example generator loss against one critic. Returns [B].
+
+    logistic: the non-saturating -log D(G(x)) in place of log(1 - D(G(x))) of eq. (1);
+    least_squares: (s_g - 1)^2 / 2; hinge: -s_g.
+    """
+    fake = per_example_mean(fake_scores)
+    if kind == "logistic":
+        return tf.nn.softplus(-fake)
+    if kind == "least_squares":
+        return 0.5 * tf.square(fake - 1.0)
+    if kind == "hinge":
+        return -fake
+    raise UserError(f"unknown GAN loss {kind!r}; use one of {', '.join(GAN_LOSSES)}")
+
+
+def decision_threshold(kind: str) -> float:
+    """Score above which a critic calls its input real (0 for logistic and hinge, 1/2 for least squares)."""
+    return 0.5 if kind == "least_squares" else 0.0
+
+
+def supervised_loss(prediction: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    """Per-example mean squared error against paired ground truth (the supervised baselines). Returns [B]."""
+    return per_example_mean(tf.square(prediction - tf.cast(target, prediction.dtype)))

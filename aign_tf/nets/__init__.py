@@ -1,0 +1,1 @@
+"""Reusable Keras blocks: initialisers, conv / deconv stacks, critics, the metric classifier."""

@@ -1,0 +1,55 @@
+"""The project's own image classifier: the judge behind bias-transfer and identity metrics.
+
+No pretrained weights can be downloaded, so each image collection gets a small CNN trained on its
+training part (never on test images or memories). It is cached per collection and seed, so that
+every model evaluated on that collection is judged by the same classifier.
+"""
+from __future__ import annotations
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from aign_tf.data.images import ImageData
+
+
+def cache_dir() -> str:
+    return os.environ.get("AIGN_TF_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "aign_tf"))
+
+
+def small_cnn(input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
+    image = keras.Input(input_shape)
+    x = keras.layers.Conv2D(32, 3, activation="relu", padding="same")(image)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Conv2D(64, 3, activation="relu", padding="same")(x)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dropout(0.3)(keras.layers.Dense(128, activation="relu")(x))
+    return keras.Model(image, keras.layers.Dense(num_classes)(x), name="classifier")
+
+
+def _arrays(dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    batch = next(iter(dataset.batch(1 << 20)))
+    return batch["image"].numpy(), batch["label"].numpy()
+
+
+def trained_classifier(data: ImageData, *, seed: int = 0, epochs: int = 8) -> tuple[keras.Model, float]:
+    """(classifier returning logits, its accuracy on the test part), trained once and cached."""
+    path = os.path.join(cache_dir(), f"classifier-{data.name}-seed{seed}.keras")
+    test_x, test_y = _arrays(data.test)
+    if os.path.exists(path):
+        model = keras.models.load_model(path)
+    else:
+        keras.utils.set_random_seed(seed)
+        train_x, train_y = _arrays(data.train)
+        model = small_cnn(data.image_shape, len(data.class_names))
+        model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.fit(train_x, train_y, batch_size=64, epochs=epochs, verbose=0)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        model.save(path + ".tmp.keras")
+        os.replace(path + ".tmp.keras", path)
+    accuracy = float(np.mean(np.argmax(model.predict(test_x, verbose=0), axis=1) == test_y))
+    return model, accuracy

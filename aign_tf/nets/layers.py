@@ -1,0 +1,46 @@
+"""Conv and deconv blocks and the image critic shared by the image tasks.
+
+Weights start from a truncated normal with stddev 0.02 (supplementary §2.3-2.4). Batch
+normalisation is synchronised across replicas, so a global batch gives the same statistics, and
+hence the same update, on one device or several.
+"""
+from __future__ import annotations
+
+import keras
+
+
+def initializer(seed: int | None = None) -> keras.initializers.Initializer:
+    return keras.initializers.TruncatedNormal(stddev=0.02, seed=seed)
+
+
+def batch_norm(name: str | None = None) -> keras.layers.Layer:
+    return keras.layers.BatchNormalization(synchronized=True, name=name)
+
+
+def conv(x, filters: int, *, kernel: int = 4, strides: int = 2, norm: bool = True,
+         activation: str = "leaky_relu", transpose: bool = False, name: str | None = None):
+    """Conv (or transposed conv) -> optional batch norm -> activation, 'same' padding."""
+    layer = keras.layers.Conv2DTranspose if transpose else keras.layers.Conv2D
+    x = layer(filters, kernel, strides=strides, padding="same", use_bias=not norm,
+              kernel_initializer=initializer(), name=name)(x)
+    if norm:
+        x = batch_norm()(x)
+    if activation == "leaky_relu":
+        return keras.layers.LeakyReLU(0.2)(x)
+    return keras.layers.Activation(activation)(x) if activation else x
+
+
+def image_critic(input_shape: tuple[int, int, int], filters: tuple[int, ...], name: str) -> keras.Model:
+    """Strided conv layers with leaky ReLU (batch norm after all but the first) and one FC score.
+
+    Four layers (64, 128, 256, 512) for inpainting, five for super-resolution (supplementary Fig. 6).
+    Layers after the image has shrunk to 4 pixels use stride 1.
+    """
+    image = keras.Input(input_shape, name="image")
+    x, size = image, min(input_shape[:2])
+    for i, width in enumerate(filters):
+        stride = 2 if size > 4 else 1
+        size //= stride
+        x = conv(x, width, strides=stride, norm=i > 0)
+    score = keras.layers.Dense(1, kernel_initializer=initializer())(keras.layers.Flatten()(x))
+    return keras.Model(image, score, name=name)

@@ -1,0 +1,1 @@
+"""One module per task: generator, critics, renderer wiring, data, metrics."""

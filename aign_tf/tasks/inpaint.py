@@ -1,0 +1,181 @@
+"""Biased inpainting (paper §2.4, supplementary §2.4).
+
+Input x: an image whose hidden region is blacked out, and the mask m (1 = visible, 0 = hidden).
+Generator: the masked image and the mask each go through two conv layers, are concatenated, and
+three deconv layers produce the complete image G(x) in [0, 1].
+Renderer: P(G(x), m) = m * G(x), compared with x over the visible pixels.
+Critic: four conv layers (leaky ReLU, batch norm) and one FC score, on complete images: the
+generator's G(x) against memories, complete images from a part of the collection disjoint from the
+inputs. `bias=CLASS` keeps only that class in the memories (the paper's "big lips" curation).
+"""
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from aign_tf import render
+from aign_tf.core import AIGN, Gating
+from aign_tf.data.images import ImageData, load_image_data
+from aign_tf.errors import UserError
+from aign_tf.nets import layers
+from aign_tf.nets.classifier import trained_classifier
+from aign_tf.tasks.base import Config, Task
+
+MASKS = ("center", "bottom", "mouth", "random")
+
+DEFAULTS = {
+    "steps": 3000, "batch_size": 32, "beta": 0.02, "learning_rate": 1e-4,
+    "options": {"dataset": "mnist", "data_dir": None, "bias": None, "mask": "center",
+                "image_size": None, "attribute": None,
+                "width": 32},  # channels of the first conv layer; the paper's face models use 64
+}
+
+
+def hidden_box(kind: str, height: int, width: int) -> tuple[int, int, int, int]:
+    """(top, left, box height, box width) of a fixed hidden rectangle."""
+    if kind == "center":
+        return height // 4, width // 4, height // 2, width // 2
+    if kind == "bottom":
+        return height // 2, 0, height - height // 2, width
+    if kind == "mouth":  # lower middle of a face crop
+        return int(0.6 * height), int(0.25 * width), int(0.25 * height), int(0.5 * width)
+    raise UserError(f"unknown mask {kind!r}; use one of {', '.join(MASKS)}")
+
+
+def visible_mask(kind: str, height: int, width: int, seed: tf.Tensor) -> tf.Tensor:
+    """[H, W, 1] float mask, 0 on one contiguous hidden rectangle, 1 elsewhere.
+
+    "random" draws the rectangle (sides H/4..H/2, anywhere inside) from the stateless `seed` [2].
+    """
+    if kind == "random":
+        size = tf.random.stateless_uniform([2], seed, [height // 4, width // 4], [height // 2 + 1, width // 2 + 1],
+                                           dtype=tf.int32)
+        corner = tf.random.stateless_uniform([2], seed + 1, [0, 0], [height, width], dtype=tf.int32) % (
+            tf.constant([height, width]) - size + 1)
+        top, left, box_h, box_w = corner[0], corner[1], size[0], size[1]
+    else:
+        top, left, box_h, box_w = hidden_box(kind, height, width)
+    rows = tf.range(height)[:, tf.newaxis]
+    cols = tf.range(width)[tf.newaxis, :]
+    hidden = (rows >= top) & (rows < top + box_h) & (cols >= left) & (cols < left + box_w)
+    return tf.expand_dims(1.0 - tf.cast(hidden, tf.float32), -1)
+
+
+def image_data(config: Config) -> ImageData:
+    o = config.options
+    return load_image_data(o["dataset"], o["data_dir"], seed=config.seed, bias=o["bias"],
+                           image_size=o["image_size"], attribute=o["attribute"])
+
+
+def generator(image_shape: tuple[int, int, int], width: int) -> keras.Model:
+    height, width, channels = image_shape
+    if height % 4 or width % 4:
+        raise UserError(f"inpainting needs image sides divisible by 4, got {height}x{width}; pass --image_size")
+    image = keras.Input(image_shape, name="image")
+    mask = keras.Input((height, width, 1), name="mask")
+    a = layers.conv(image, width, norm=False)
+    a = layers.conv(a, 2 * width)
+    b = layers.conv(mask, width // 2, norm=False)
+    b = layers.conv(b, width)
+    x = keras.layers.Concatenate()([a, b])
+    x = layers.conv(x, 2 * width, transpose=True, activation="relu")
+    x = layers.conv(x, width, transpose=True, activation="relu")
+    x = layers.conv(x, channels, strides=1, transpose=True, norm=False, activation="sigmoid")
+    return keras.Model({"image": image, "mask": mask}, {"image": x}, name="inpaint_generator")
+
+
+def render_masked(predictions: dict, inputs: dict) -> tuple[tf.Tensor, tf.Tensor]:
+    """P(G(x), m) = m * G(x); only visible pixels count in the reconstruction loss."""
+    return render.mask(predictions["image"], inputs["mask"]), inputs["mask"]
+
+
+def build_model(config: Config) -> AIGN:
+    shape, width = image_data(config).image_shape, config.options["width"]
+    return AIGN(generator(shape, width), render_masked,
+                {"image": layers.image_critic(shape, (width, 2 * width, 4 * width, 8 * width), name="image_critic")},
+                beta=config.beta, reconstruction=config.reconstruction, gan_loss=config.gan_loss,
+                supervised_weight=config.supervised_weight, gating=Gating(enabled=config.gating))
+
+
+def _examples(images: tf.data.Dataset, config: Config, seed: int) -> tf.data.Dataset:
+    """Adds the mask, the masked input and the observation to each {"image", "label"} element."""
+    kind = config.options["mask"]
+    if kind not in MASKS:
+        raise UserError(f"unknown mask {kind!r}; use one of {', '.join(MASKS)}")
+
+    def example(index, element):
+        image = element["image"]
+        height, width = image.shape[0], image.shape[1]
+        visible = visible_mask(kind, height, width, tf.stack([tf.constant(seed, tf.int64), index]))
+        masked = render.mask(image, visible)
+        return {"inputs": {"image": masked, "mask": visible}, "observed": masked,
+                "targets": {"image": image}, "label": element["label"]}
+
+    return images.enumerate().map(example, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def train_data(config: Config) -> tf.data.Dataset:
+    data = image_data(config)
+    inputs = _examples(data.train.shuffle(data.sizes["train"], seed=config.seed).repeat(), config, config.seed)
+    memories = data.memory.shuffle(data.sizes["memory"], seed=config.seed + 1).repeat()
+    zipped = tf.data.Dataset.zip(inputs, memories).map(lambda x, m: {**x, "memories": {"image": m["image"]}})
+    return zipped.batch(config.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def eval_data(config: Config) -> tf.data.Dataset:
+    data = image_data(config)
+    return _examples(data.test, config, seed=10_000).batch(config.batch_size)
+
+
+def complete(model: AIGN, inputs: dict) -> tuple[tf.Tensor, tf.Tensor]:
+    """(G(x), the completed image: visible input pixels kept, hidden ones from G(x))."""
+    predicted = model(inputs, training=False)["image"]
+    mask = inputs["mask"]
+    return predicted, mask * inputs["image"] + (1.0 - mask) * predicted
+
+
+def evaluate(model: AIGN, config: Config) -> dict[str, float]:
+    """Render error on the visible pixels, error of the hidden region against the true image, and
+    what the project's classifier makes of the completions (identity kept, share of the bias class)."""
+    data = image_data(config)
+    classifier, classifier_accuracy = trained_classifier(data, seed=config.seed)
+    sums = {"visible": 0.0, "visible_n": 0.0, "hidden": 0.0, "hidden_n": 0.0}
+    completed_classes, true_classes, labels = [], [], []
+    for batch in eval_data(config):
+        predicted, completed = complete(model, batch["inputs"])
+        mask, truth = batch["inputs"]["mask"], batch["targets"]["image"]
+        channels = truth.shape[-1]
+        sums["visible"] += float(tf.reduce_sum(mask * tf.square(predicted - truth)))
+        sums["visible_n"] += float(tf.reduce_sum(mask)) * channels
+        sums["hidden"] += float(tf.reduce_sum((1 - mask) * tf.square(predicted - truth)))
+        sums["hidden_n"] += float(tf.reduce_sum(1 - mask)) * channels
+        completed_classes.append(np.argmax(classifier(completed, training=False), axis=1))
+        true_classes.append(np.argmax(classifier(truth, training=False), axis=1))
+        labels.append(batch["label"].numpy())
+    completed_classes, true_classes, labels = map(np.concatenate, (completed_classes, true_classes, labels))
+    hidden_mse = sums["hidden"] / max(sums["hidden_n"], 1.0)
+    metrics = {
+        "render_mse_visible": sums["visible"] / max(sums["visible_n"], 1.0),
+        "hidden_mse": hidden_mse,
+        "hidden_psnr_db": float(10 * np.log10(1.0 / max(hidden_mse, 1e-12))),
+        "classifier_test_accuracy": classifier_accuracy,
+        "completion_accuracy": float(np.mean(completed_classes == labels)),
+        "examples": float(len(labels)),
+    }
+    bias = config.options["bias"]
+    if bias is not None:
+        index = data.class_names.index(bias)
+        metrics["bias_share_completions"] = float(np.mean(completed_classes == index))
+        metrics["bias_share_true_images"] = float(np.mean(true_classes == index))
+    return metrics
+
+
+def images(model: AIGN, batch: dict) -> dict[str, tf.Tensor]:
+    predicted, completed = complete(model, batch["inputs"])
+    rendered, _ = render_masked({"image": predicted}, batch["inputs"])
+    return {"input": batch["inputs"]["image"], "render": rendered, "prediction": predicted,
+            "completed": completed, "truth": batch["targets"]["image"], "memories": batch["memories"]["image"]}
+
+
+TASK = Task("inpaint", DEFAULTS, build_model, train_data, eval_data, evaluate, images)

@@ -1,0 +1,1 @@
+"""Task registry and the command-line entry points: train, evaluate, benchmark."""

@@ -1,0 +1,71 @@
+"""Flags shared by the train / evaluate / benchmark commands, and their error handling.
+
+Every flag defaults to None here so that a task's paper defaults (`Task.defaults`) apply unless
+the user says otherwise.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+from absl import app, flags
+
+from aign_tf.errors import UserError
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("task", None, "Task name, e.g. inpaint.")
+flags.DEFINE_string("model_dir", None, "Directory for checkpoints, config, TensorBoard logs and metrics.")
+flags.DEFINE_integer("seed", None, "Random seed of data splits, shuffling and initialisation.")
+flags.DEFINE_integer("batch_size", None, "Global batch size (split across replicas).")
+flags.DEFINE_integer("steps", None, "Train until this global step.")
+flags.DEFINE_float("beta", None, "Weight of the adversarial loss against reconstruction (eq. 1).")
+flags.DEFINE_float("learning_rate", None, "Adam learning rate for generator and critics.")
+flags.DEFINE_string("gan_loss", None, "logistic (eq. 1, non-saturating), least_squares or hinge.")
+flags.DEFINE_string("reconstruction", None, "l2 or l1.")
+flags.DEFINE_boolean("gating", None, "Supplementary update gating (theta_d=0.695, theta_g=0.75); --nogating to turn off.")
+flags.DEFINE_float("supervised_weight", None, "Weight of the supervised term on paired targets (0 = unpaired AIGN).")
+# Task options (each task reads the ones it declares).
+flags.DEFINE_string("dataset", None, "Image collection: mnist (embedded), fashion_mnist or celeb_a.")
+flags.DEFINE_string("data_dir", None, "Directory holding the dataset files (fashion_mnist, celeb_a).")
+flags.DEFINE_string("bias", None, "Keep only this class in the memories, e.g. 8 or Big_Lips.")
+flags.DEFINE_string("mask", None, "Hidden region: center, bottom, mouth or random.")
+flags.DEFINE_integer("image_size", None, "Side of square images for collections that are resized (celeb_a).")
+flags.DEFINE_string("attribute", None, "CelebA attribute used as the class label, e.g. Big_Lips.")
+flags.DEFINE_integer("width", None, "Channels of the first conv layer of generator and critic (doubling deeper).")
+
+RUN_FLAGS = ("seed", "batch_size", "steps", "beta", "learning_rate", "gan_loss", "reconstruction", "gating",
+             "supervised_weight")
+TASK_FLAGS = ("dataset", "data_dir", "bias", "mask", "image_size", "attribute", "width")
+
+
+def overrides(names: tuple[str, ...]) -> dict:
+    """The flags among `names` that the user set, as Config overrides."""
+    return {name: FLAGS[name].value for name in names if FLAGS[name].present}
+
+
+def require(name: str) -> str:
+    value = FLAGS[name].value
+    if not value:
+        raise UserError(f"--{name} is required")
+    return value
+
+
+def _parse(argv: list[str]) -> list[str]:
+    try:
+        return FLAGS(argv)
+    except flags.Error as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def run(main: Callable[[list[str]], None]) -> None:
+    """absl `app.run` where flag errors and `UserError` end with one line on stderr and status 2."""
+    def guarded(argv):
+        try:
+            main(argv)
+        except UserError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+
+    app.run(guarded, flags_parser=_parse)

@@ -1,0 +1,17 @@
+"""Task name -> module defining `TASK`. Adding a task is one module plus one line here."""
+from __future__ import annotations
+
+import importlib
+
+from aign_tf.errors import UserError
+from aign_tf.tasks.base import Task
+
+TASKS = {
+    "inpaint": "aign_tf.tasks.inpaint",
+}
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise UserError(f"unknown task {name!r}; choose one of {', '.join(sorted(TASKS))}")
+    return importlib.import_module(TASKS[name]).TASK

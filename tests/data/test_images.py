@@ -1,0 +1,282 @@
+"""Tests for aign_tf.data.images: the offline MNIST split, the IDX reader, the CelebA path."""
+
+import gzip
+import hashlib
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from aign_tf.data import images as images_lib
+from aign_tf.errors import UserError
+
+
+def _arrays(ds: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """All images and labels of an unbatched dataset, in order."""
+    batches = list(ds.batch(10_000).as_numpy_iterator())
+    return (np.concatenate([b["image"] for b in batches]),
+            np.concatenate([b["label"] for b in batches]))
+
+
+def _hashes(images: np.ndarray) -> set[str]:
+    return {hashlib.sha1(image.tobytes()).hexdigest() for image in images}
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    data = images_lib.load_image_data("mnist", seed=0)
+    return data, {part: _arrays(getattr(data, part)) for part in ("train", "test", "memory")}
+
+
+# ---------------------------------------------------------------- MNIST (offline default)
+
+
+def test_mnist_shapes_range_and_spec(mnist):
+    data, arrays = mnist
+    assert data.name == "mnist"
+    assert data.image_shape == (28, 28, 1)
+    assert data.class_names == tuple(str(d) for d in range(10))
+    assert data.sizes == {"train": 2500, "test": 500, "memory": 2000}
+    for part in ("train", "test", "memory"):
+        spec = getattr(data, part).element_spec
+        assert spec["image"] == tf.TensorSpec((28, 28, 1), tf.float32)
+        assert spec["label"] == tf.TensorSpec((), tf.int32)
+        images, labels = arrays[part]
+        assert len(images) == len(labels) == data.sizes[part]
+        assert images.min() >= 0.0 and images.max() <= 1.0
+        assert images.max() == 1.0  # scaled from 0..255, not left as raw pixel values
+        np.testing.assert_allclose(images * 255, np.round(images * 255), atol=1e-3)
+
+
+def test_mnist_parts_are_disjoint_and_cover_the_collection(mnist):
+    _, arrays = mnist
+    hashes = {part: _hashes(arrays[part][0]) for part in arrays}
+    assert len(hashes["train"]) == 2500 and len(hashes["test"]) == 500 and len(hashes["memory"]) == 2000
+    assert not hashes["train"] & hashes["test"]
+    assert not hashes["train"] & hashes["memory"]
+    assert not hashes["test"] & hashes["memory"]
+
+
+def test_mnist_split_is_stratified(mnist):
+    _, arrays = mnist
+    for part, per_class in (("train", 250), ("test", 50), ("memory", 200)):
+        np.testing.assert_array_equal(np.bincount(arrays[part][1], minlength=10), [per_class] * 10)
+
+
+def test_mnist_split_depends_only_on_seed(mnist):
+    _, arrays = mnist
+    same = _arrays(images_lib.load_image_data("mnist", seed=0).test)
+    np.testing.assert_array_equal(same[0], arrays["test"][0])
+    np.testing.assert_array_equal(same[1], arrays["test"][1])
+    other = _arrays(images_lib.load_image_data("mnist", seed=1).test)
+    assert _hashes(other[0]) != _hashes(arrays["test"][0])
+
+
+def test_mnist_bias_restricts_only_memory(mnist):
+    _, arrays = mnist
+    data = images_lib.load_image_data("mnist", seed=0, bias="8")
+    assert data.sizes == {"train": 2500, "test": 500, "memory": 200}
+    memory_images, memory_labels = _arrays(data.memory)
+    assert len(memory_labels) == 200 and set(memory_labels.tolist()) == {8}
+    assert _hashes(memory_images) == _hashes(arrays["memory"][0][arrays["memory"][1] == 8])
+    for part in ("train", "test"):
+        images, labels = _arrays(getattr(data, part))
+        np.testing.assert_array_equal(images, arrays[part][0])
+        np.testing.assert_array_equal(labels, arrays[part][1])
+
+
+def test_mnist_image_size_resizes():
+    data = images_lib.load_image_data("mnist", image_size=14)
+    assert data.image_shape == (14, 14, 1)
+    assert data.train.element_spec["image"].shape == (14, 14, 1)
+    image = next(iter(data.train))["image"].numpy()
+    assert image.shape == (14, 14, 1) and 0.0 <= image.min() and image.max() <= 1.0
+
+
+def test_unknown_name_and_bias_raise_user_error():
+    with pytest.raises(UserError, match="unknown image dataset 'svhn'"):
+        images_lib.load_image_data("svhn")
+    with pytest.raises(UserError, match="unknown bias class '11'.*'8'"):
+        images_lib.load_image_data("mnist", bias="11")
+    with pytest.raises(UserError, match="only applies to celeb_a"):
+        images_lib.load_image_data("mnist", attribute="Male")
+
+
+# ---------------------------------------------------------------- Fashion-MNIST IDX files
+
+
+def _idx_bytes(array: np.ndarray) -> bytes:
+    magic = 0x00000800 | array.ndim
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def _write_fashion(directory, rng, n_train=6, n_test=3, gz=False, train_labels=None):
+    """Writes the four Fashion-MNIST IDX files and returns the arrays they hold."""
+    os.makedirs(directory, exist_ok=True)
+    if train_labels is None:
+        train_labels = np.arange(n_train) % 10
+    arrays = {
+        "train_images": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "train_labels": np.asarray(train_labels, dtype=np.uint8),
+        "test_images": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "test_labels": (np.arange(n_test, dtype=np.uint8) + 1) % 10,
+    }
+    for key, array in arrays.items():
+        path = os.path.join(directory, images_lib.FASHION_MNIST_FILES[key])
+        if gz:
+            with gzip.open(path + ".gz", "wb") as f:
+                f.write(_idx_bytes(array))
+        else:
+            with open(path, "wb") as f:
+                f.write(_idx_bytes(array))
+    return arrays
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_fashion_mnist_reads_idx_files_exactly(tmp_path, gz):
+    arrays = _write_fashion(str(tmp_path), np.random.default_rng(3), gz=gz)
+    data = images_lib.load_image_data("fashion_mnist", str(tmp_path))
+    assert data.class_names[1] == "Trouser" and len(data.class_names) == 10
+    assert data.image_shape == (28, 28, 1)
+    assert data.sizes == {"train": 3, "test": 3, "memory": 3}
+    expected = {
+        "train": (arrays["train_images"][:3], arrays["train_labels"][:3]),
+        "memory": (arrays["train_images"][3:], arrays["train_labels"][3:]),
+        "test": (arrays["test_images"], arrays["test_labels"]),
+    }
+    for part, (want_images, want_labels) in expected.items():
+        images, labels = _arrays(getattr(data, part))
+        assert images.dtype == np.float32 and labels.dtype == np.int32
+        np.testing.assert_array_equal(images, want_images[..., None].astype(np.float32) / 255.0)
+        np.testing.assert_array_equal(labels, want_labels)
+
+
+def test_fashion_mnist_bias(tmp_path):
+    train_labels = [0, 1, 8, 8, 2, 1, 1, 3]  # train part: the first four; memory part: the rest
+    _write_fashion(str(tmp_path), np.random.default_rng(4), n_train=8, train_labels=train_labels)
+    data = images_lib.load_image_data("fashion_mnist", str(tmp_path), bias="Trouser")
+    _, labels = _arrays(data.memory)
+    assert labels.tolist() == [1, 1] and data.sizes == {"train": 4, "test": 3, "memory": 2}
+    assert _arrays(data.train)[1].tolist() == [0, 1, 8, 8]
+    with pytest.raises(UserError, match="'Bag' has no images"):  # label 8 occurs only in train
+        images_lib.load_image_data("fashion_mnist", str(tmp_path), bias="Bag")
+    with pytest.raises(UserError, match="unknown bias class 'Hat'"):
+        images_lib.load_image_data("fashion_mnist", str(tmp_path), bias="Hat")
+
+
+def test_read_idx_roundtrip_gz(tmp_path):
+    array = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    path = str(tmp_path / "x-idx3-ubyte.gz")
+    with gzip.open(path, "wb") as f:
+        f.write(_idx_bytes(array))
+    np.testing.assert_array_equal(images_lib.read_idx(path, images_lib.IDX_IMAGES_MAGIC), array)
+
+
+def test_fashion_mnist_corrupt_magic_names_the_file(tmp_path):
+    _write_fashion(str(tmp_path), np.random.default_rng(5))
+    path = os.path.join(str(tmp_path), "train-labels-idx1-ubyte")
+    raw = bytearray(open(path, "rb").read())
+    raw[3] = 0x03  # a labels file claiming to be images
+    open(path, "wb").write(bytes(raw))
+    with pytest.raises(UserError, match="train-labels-idx1-ubyte has magic number 0x00000803"):
+        images_lib.load_image_data("fashion_mnist", str(tmp_path))
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_fashion_mnist_truncated_file_names_the_file(tmp_path, gz):
+    _write_fashion(str(tmp_path), np.random.default_rng(6), gz=gz)
+    path = os.path.join(str(tmp_path), "t10k-images-idx3-ubyte" + (".gz" if gz else ""))
+    raw = open(path, "rb").read()
+    if gz:
+        raw = gzip.compress(gzip.decompress(raw)[:-5])
+    open(path, "wb").write(raw if gz else raw[:-5])
+    with pytest.raises(UserError, match=r"t10k-images-idx3-ubyte(\.gz)? has \d+ bytes but .* truncated"):
+        images_lib.load_image_data("fashion_mnist", str(tmp_path))
+
+
+def test_fashion_mnist_broken_gzip_names_the_file(tmp_path):
+    _write_fashion(str(tmp_path), np.random.default_rng(7), gz=True)
+    path = os.path.join(str(tmp_path), "train-images-idx3-ubyte.gz")
+    raw = open(path, "rb").read()
+    open(path, "wb").write(raw[: len(raw) // 2])
+    with pytest.raises(UserError, match="cannot read IDX file .*train-images-idx3-ubyte.gz"):
+        images_lib.load_image_data("fashion_mnist", str(tmp_path))
+
+
+def test_fashion_mnist_missing_directory_and_file(tmp_path):
+    missing = str(tmp_path / "nowhere")
+    with pytest.raises(UserError, match=f"directory {missing} does not exist"):
+        images_lib.load_image_data("fashion_mnist", missing)
+    _write_fashion(str(tmp_path), np.random.default_rng(8))
+    os.remove(os.path.join(str(tmp_path), "t10k-labels-idx1-ubyte"))
+    with pytest.raises(UserError, match=r"t10k-labels-idx1-ubyte\[\.gz\] not found"):
+        images_lib.load_image_data("fashion_mnist", str(tmp_path))
+
+
+# ---------------------------------------------------------------- CelebA through TFDS (mocked)
+
+
+def _raw_celeb_a(split, n):
+    """The mocked CelebA examples with undecoded images, as mock_data generates them."""
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder("celeb_a")
+    ds = builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
+    examples = list(ds.take(n))
+    assert len(examples) == n
+    return examples
+
+
+def test_celeb_a_end_to_end_with_mock_data(tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    n = 6
+    # The pip package has no celeb_a metadata, so the AUTO policy falls back to USE_CODE: the
+    # examples come from the builder's feature spec, offline; every split yields the same examples.
+    with tfds.testing.mock_data(num_examples=n, policy=tfds.testing.MockPolicy.USE_CODE):
+        data = images_lib.load_image_data("celeb_a", str(tmp_path), attribute="Male", image_size=32)
+        assert data.class_names == ("not_Male", "Male")
+        assert data.image_shape == (32, 32, 3)
+        assert data.sizes == {"train": n, "test": n, "memory": n}
+        assert data.memory.element_spec["image"] == tf.TensorSpec((32, 32, 3), tf.float32)
+        images, labels = _arrays(data.train)
+        assert images.shape == (n, 32, 32, 3) and labels.dtype == np.int32
+        assert 0.0 <= images.min() and images.max() <= 1.0
+
+        raw = _raw_celeb_a("train", n)
+        np.testing.assert_array_equal(labels, [int(ex["attributes"]["Male"]) for ex in raw])
+
+        # Crop offset: at 178x178 no resize happens, so the pixels are the exact crop.
+        full = images_lib.load_image_data("celeb_a", str(tmp_path), image_size=178)
+        first = next(iter(full.test))
+        decoded = tf.io.decode_jpeg(raw[0]["image"]).numpy()
+        assert decoded.shape == (218, 178, 3)
+        top = images_lib.CELEB_A_CROP_TOP
+        np.testing.assert_array_equal(first["image"].numpy(), decoded[top:top + 178].astype(np.float32) / 255.0)
+        assert int(first["label"]) == int(raw[0]["attributes"]["Big_Lips"])  # the default attribute
+
+        positives = [int(ex["attributes"]["Big_Lips"]) for ex in _raw_celeb_a("validation", n)]
+        assert 0 < sum(positives) < n  # the fixed mock draw has both classes
+        for bias in ("Big_Lips", "1"):
+            biased = images_lib.load_image_data("celeb_a", str(tmp_path), bias=bias)
+            assert biased.image_shape == (64, 64, 3)
+            _, memory_labels = _arrays(biased.memory)
+            assert memory_labels.tolist() == [1] * sum(positives)
+            assert biased.sizes == {"train": n, "test": n, "memory": sum(positives)}
+            assert int(biased.memory.cardinality()) == sum(positives)
+            assert len(_arrays(biased.train)[1]) == n
+
+        with pytest.raises(UserError, match="unknown CelebA attribute 'Big_Ears'.*Big_Lips"):
+            images_lib.load_image_data("celeb_a", str(tmp_path), attribute="Big_Ears")
+        with pytest.raises(UserError, match="unknown bias class 'Smiling'.*'not_Big_Lips', 'Big_Lips'"):
+            images_lib.load_image_data("celeb_a", str(tmp_path), bias="Smiling")
+
+
+def test_celeb_a_unprepared_or_missing_directory(tmp_path):
+    pytest.importorskip("tensorflow_datasets")
+    with pytest.raises(UserError, match=f"CelebA is not prepared in {tmp_path}.*tfds build celeb_a --data_dir={tmp_path}"):
+        images_lib.load_image_data("celeb_a", str(tmp_path))
+    missing = str(tmp_path / "nowhere")
+    with pytest.raises(UserError, match=f"CelebA directory {missing} does not exist"):
+        images_lib.load_image_data("celeb_a", missing)
