@@ -37,8 +37,8 @@ def reconstruction_loss(rendered: tf.Tensor, observed: tf.Tensor, valid: tf.Tens
     """
     if kind not in RECONSTRUCTION_LOSSES:
         raise UserError(f"unknown reconstruction loss {kind!r}; use one of {', '.join(RECONSTRUCTION_LOSSES)}")
-    if rendered.shape.rank is not None and observed.shape.rank is not None and (
-            rendered.shape[1:].is_compatible_with(observed.shape[1:]) is False):
+    rendered, observed = tf.convert_to_tensor(rendered), tf.convert_to_tensor(observed, rendered.dtype)
+    if not rendered.shape[1:].is_compatible_with(observed.shape[1:]):
         raise UserError(f"render shape {rendered.shape} does not match observation shape {observed.shape}; "
                         "the renderer must map predictions back to the input space")
     diff = rendered - observed

@@ -8,6 +8,9 @@ from aign_tf.render import camera
 
 # Points closer to the camera than this (in the unit of depth) are clamped and marked invalid.
 MIN_DEPTH = 1e-3
+# Coordinates this far (in pixels) outside the image still count as inside: round-off in
+# unproject -> project must not flip the border pixels to invalid.
+BORDER_TOLERANCE = 1e-3
 
 
 def _check_shape(
@@ -31,7 +34,8 @@ def bilinear_sample(image: tf.Tensor, coords: tf.Tensor) -> tuple[tf.Tensor, tf.
 
     Returns:
       sampled: [B, h, w, C] interpolated values.
-      valid: [B, h, w, 1] float, 1 where (x, y) lies in [0, W - 1] x [0, H - 1], else 0.
+      valid: [B, h, w, 1] float, 1 where (x, y) lies in [0, W - 1] x [0, H - 1] (widened by
+        BORDER_TOLERANCE), else 0.
     """
     with tf.name_scope("bilinear_sample"):
         image = tf.convert_to_tensor(image)
@@ -44,7 +48,8 @@ def bilinear_sample(image: tf.Tensor, coords: tf.Tensor) -> tuple[tf.Tensor, tf.
         max_y = tf.cast(height - 1, image.dtype)
 
         x, y = tf.unstack(coords, axis=-1)
-        valid = (x >= 0.0) & (x <= max_x) & (y >= 0.0) & (y <= max_y)
+        low = -BORDER_TOLERANCE
+        valid = (x >= low) & (x <= max_x - low) & (y >= low) & (y <= max_y - low)
         # Clamping to the image keeps far-away coordinates from overflowing the integer cast.
         x = tf.clip_by_value(x, 0.0, max_x)
         y = tf.clip_by_value(y, 0.0, max_y)

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from aign_tf import render
+from aign_tf.render import image as image_renderer
 from aign_tf.core import AIGN, Gating
 from aign_tf.data.images import ImageData, load_image_data
 from aign_tf.errors import UserError
@@ -87,7 +87,7 @@ def generator(image_shape: tuple[int, int, int], width: int) -> keras.Model:
 
 def render_masked(predictions: dict, inputs: dict) -> tuple[tf.Tensor, tf.Tensor]:
     """P(G(x), m) = m * G(x); only visible pixels count in the reconstruction loss."""
-    return render.mask(predictions["image"], inputs["mask"]), inputs["mask"]
+    return image_renderer.mask(predictions["image"], inputs["mask"]), inputs["mask"]
 
 
 def build_model(config: Config) -> AIGN:
@@ -108,7 +108,7 @@ def _examples(images: tf.data.Dataset, config: Config, seed: int) -> tf.data.Dat
         image = element["image"]
         height, width = image.shape[0], image.shape[1]
         visible = visible_mask(kind, height, width, tf.stack([tf.constant(seed, tf.int64), index]))
-        masked = render.mask(image, visible)
+        masked = image_renderer.mask(image, visible)
         return {"inputs": {"image": masked, "mask": visible}, "observed": masked,
                 "targets": {"image": image}, "label": element["label"]}
 

@@ -1,0 +1,60 @@
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from aign_tf.core import losses
+from aign_tf.errors import UserError
+
+
+def test_masked_l2_and_l1_match_numpy():
+    rng = np.random.default_rng(0)
+    rendered = rng.random((3, 4, 5, 2)).astype(np.float32)
+    observed = rng.random((3, 4, 5, 2)).astype(np.float32)
+    valid = (rng.random((3, 4, 5, 1)) > 0.4).astype(np.float32)
+    valid[2] = 0.0  # an example with nothing visible scores 0
+    full = np.broadcast_to(valid, rendered.shape)
+    for kind, err in (("l2", np.square(rendered - observed)), ("l1", np.abs(rendered - observed))):
+        got = losses.reconstruction_loss(rendered, observed, valid, kind).numpy()
+        want = [(err[i] * full[i]).sum() / full[i].sum() if full[i].sum() else 0.0 for i in range(3)]
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    unmasked = losses.reconstruction_loss(rendered, observed).numpy()
+    np.testing.assert_allclose(unmasked, np.square(rendered - observed).mean(axis=(1, 2, 3)), rtol=1e-6)
+
+
+def test_reconstruction_rejects_mismatched_render():
+    with pytest.raises(UserError, match="does not match observation"):
+        losses.reconstruction_loss(tf.zeros([2, 4, 4, 1]), tf.zeros([2, 8, 8, 1]))
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def test_gan_losses_hand_computed():
+    real = np.array([[2.0], [-1.0]], np.float32)
+    fake = np.array([[0.5], [3.0]], np.float32)
+    d = losses.discriminator_loss(real, fake, "logistic").numpy()
+    want = 0.5 * (-np.log(_sigmoid(real[:, 0])) - np.log(1 - _sigmoid(fake[:, 0])))
+    np.testing.assert_allclose(d, want, rtol=1e-5)
+    np.testing.assert_allclose(losses.generator_adversarial_loss(fake, "logistic").numpy(),
+                               -np.log(_sigmoid(fake[:, 0])), rtol=1e-5)
+    np.testing.assert_allclose(losses.discriminator_loss(real, fake, "least_squares").numpy(),
+                               [0.5 * (1.0 + 0.25), 0.5 * (4.0 + 9.0)])
+    np.testing.assert_allclose(losses.discriminator_loss(real, fake, "hinge").numpy(),
+                               [0.5 * (0.0 + 1.5), 0.5 * (2.0 + 4.0)])
+    np.testing.assert_allclose(losses.generator_adversarial_loss(fake, "hinge").numpy(), [-0.5, -3.0])
+
+
+def test_critic_at_chance_scores_ln2_and_patches_are_averaged():
+    zeros = tf.zeros([4, 3, 3, 1])  # fully convolutional critic: one score per patch
+    np.testing.assert_allclose(losses.discriminator_loss(zeros, zeros).numpy(), [math.log(2)] * 4, rtol=1e-6)
+    np.testing.assert_allclose(losses.generator_adversarial_loss(zeros).numpy(), [math.log(2)] * 4, rtol=1e-6)
+
+
+def test_unknown_loss_names_are_user_errors():
+    with pytest.raises(UserError, match="unknown GAN loss"):
+        losses.discriminator_loss(tf.zeros([1, 1]), tf.zeros([1, 1]), "wasserstein")
+    with pytest.raises(UserError, match="unknown reconstruction loss"):
+        losses.reconstruction_loss(tf.zeros([1, 1]), tf.zeros([1, 1]), kind="l3")
