@@ -34,7 +34,7 @@ def _check_last_dims(tensor: tf.Tensor, name: str, dims: tuple[int, ...]) -> Non
     """Raises UserError unless `tensor`'s static trailing dimensions equal `dims`."""
     shape = tensor.shape
     if shape.rank is not None and (
-        shape.rank < len(dims) or shape[-len(dims):].as_list() != list(dims)
+        shape.rank < len(dims) or not shape[-len(dims):].is_compatible_with(dims)
     ):
         expected = ", ".join(["..."] + [str(d) for d in dims])
         raise UserError(f"{name} has shape {shape}; expected [{expected}].")
@@ -185,7 +185,7 @@ def transform(points: tf.Tensor, rotation: tf.Tensor, translation: tf.Tensor) ->
         return tf.reshape(moved, tf.shape(points))
 
 
-def pixel_grid(height: int, width: int) -> tf.Tensor:
+def pixel_grid(height: int | tf.Tensor, width: int | tf.Tensor) -> tf.Tensor:
     """[height, width, 2] float32 pixel coordinates: grid[y, x] = (x, y)."""
     with tf.name_scope("pixel_grid"):
         xs = tf.cast(tf.range(width), tf.float32)

@@ -29,7 +29,7 @@ def bilinear_sample(image: tf.Tensor, coords: tf.Tensor) -> tuple[tf.Tensor, tf.
     coordinate gradient is zero; use `valid` to mask those samples.
 
     Args:
-      image: [B, H, W, C] image.
+      image: [B, H, W, C] floating-point image.
       coords: [B, h, w, 2] finite pixel coordinates (x, y) to sample at.
 
     Returns:
@@ -42,15 +42,21 @@ def bilinear_sample(image: tf.Tensor, coords: tf.Tensor) -> tuple[tf.Tensor, tf.
         coords = tf.convert_to_tensor(coords, dtype=image.dtype)
         _check_shape(image, "image", "[B, H, W, C]", (4,), None)
         _check_shape(coords, "coords", "[B, h, w, 2] pixel coordinates (x, y)", (4,), 2)
+        if not image.shape[:1].is_compatible_with(coords.shape[:1]):
+            raise UserError(
+                f"image {image.shape} and coords {coords.shape} have different batch sizes; "
+                f"pass one set of coordinates per image."
+            )
         shape = tf.shape(image)
         batch, height, width = shape[0], shape[1], shape[2]
         max_x = tf.cast(width - 1, image.dtype)
         max_y = tf.cast(height - 1, image.dtype)
 
         x, y = tf.unstack(coords, axis=-1)
-        low = -BORDER_TOLERANCE
-        valid = (x >= low) & (x <= max_x - low) & (y >= low) & (y <= max_y - low)
-        # Clamping to the image keeps far-away coordinates from overflowing the integer cast.
+        tolerance = BORDER_TOLERANCE
+        valid = (x >= -tolerance) & (x <= max_x + tolerance)
+        valid &= (y >= -tolerance) & (y <= max_y + tolerance)
+        # Clamping repeats the border and keeps far-away coordinates from overflowing the int cast.
         x = tf.clip_by_value(x, 0.0, max_x)
         y = tf.clip_by_value(y, 0.0, max_y)
         x0 = tf.floor(x)

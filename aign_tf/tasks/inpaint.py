@@ -49,11 +49,11 @@ def visible_mask(kind: str, height: int, width: int, seed: tf.Tensor) -> tf.Tens
     "random" draws the rectangle (sides H/4..H/2, anywhere inside) from the stateless `seed` [2].
     """
     if kind == "random":
-        size = tf.random.stateless_uniform([2], seed, [height // 4, width // 4], [height // 2 + 1, width // 2 + 1],
-                                           dtype=tf.int32)
-        corner = tf.random.stateless_uniform([2], seed + 1, [0, 0], [height, width], dtype=tf.int32) % (
-            tf.constant([height, width]) - size + 1)
-        top, left, box_h, box_w = corner[0], corner[1], size[0], size[1]
+        u = tf.random.stateless_uniform([4], seed)
+        box_h = height // 4 + tf.cast(u[0] * (height // 2 - height // 4 + 1), tf.int32)
+        box_w = width // 4 + tf.cast(u[1] * (width // 2 - width // 4 + 1), tf.int32)
+        top = tf.cast(u[2] * tf.cast(height - box_h + 1, tf.float32), tf.int32)
+        left = tf.cast(u[3] * tf.cast(width - box_w + 1, tf.float32), tf.int32)
     else:
         top, left, box_h, box_w = hidden_box(kind, height, width)
     rows = tf.range(height)[:, tf.newaxis]
@@ -141,7 +141,7 @@ def evaluate(model: AIGN, config: Config) -> dict[str, float]:
     data = image_data(config)
     classifier, classifier_accuracy = trained_classifier(data, seed=config.seed)
     sums = {"visible": 0.0, "visible_n": 0.0, "hidden": 0.0, "hidden_n": 0.0}
-    completed_classes, true_classes, labels = [], [], []
+    completed_classes, masked_classes, true_classes, labels = [], [], [], []
     for batch in eval_data(config):
         predicted, completed = complete(model, batch["inputs"])
         mask, truth = batch["inputs"]["mask"], batch["targets"]["image"]
@@ -151,9 +151,11 @@ def evaluate(model: AIGN, config: Config) -> dict[str, float]:
         sums["hidden"] += float(tf.reduce_sum((1 - mask) * tf.square(predicted - truth)))
         sums["hidden_n"] += float(tf.reduce_sum(1 - mask)) * channels
         completed_classes.append(np.argmax(classifier(completed, training=False), axis=1))
+        masked_classes.append(np.argmax(classifier(batch["inputs"]["image"], training=False), axis=1))
         true_classes.append(np.argmax(classifier(truth, training=False), axis=1))
         labels.append(batch["label"].numpy())
-    completed_classes, true_classes, labels = map(np.concatenate, (completed_classes, true_classes, labels))
+    completed_classes, masked_classes, true_classes, labels = map(
+        np.concatenate, (completed_classes, masked_classes, true_classes, labels))
     hidden_mse = sums["hidden"] / max(sums["hidden_n"], 1.0)
     metrics = {
         "render_mse_visible": sums["visible"] / max(sums["visible_n"], 1.0),
@@ -161,6 +163,7 @@ def evaluate(model: AIGN, config: Config) -> dict[str, float]:
         "hidden_psnr_db": float(10 * np.log10(1.0 / max(hidden_mse, 1e-12))),
         "classifier_test_accuracy": classifier_accuracy,
         "completion_accuracy": float(np.mean(completed_classes == labels)),
+        "masked_input_accuracy": float(np.mean(masked_classes == labels)),
         "examples": float(len(labels)),
     }
     bias = config.options["bias"]

@@ -113,6 +113,17 @@ def save_png(path: str, grid: np.ndarray) -> None:
     Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(path)
 
 
+def make_train_step(model: AIGN, strategy: tf.distribute.Strategy, step: tf.Variable):
+    """The compiled step of `train` (and of `aign_tf.zoo.benchmark`): `model.train_step` on every
+    replica via `strategy.run`, then `step += 1`. Call it with one batch of the distributed dataset."""
+    @tf.function
+    def train_step(batch):
+        strategy.run(model.train_step, args=(batch,))
+        step.assign_add(1)
+
+    return train_step
+
+
 def train(task: Task, config: Config, model_dir: str, *, strategy: tf.distribute.Strategy,
           checkpoint_every: int = 500, summary_every: int = 50, image_every: int = 500,
           verbose: bool = True) -> dict[str, float]:
@@ -146,11 +157,7 @@ def train(task: Task, config: Config, model_dir: str, *, strategy: tf.distribute
     preview = next(iter(dataset.take(1)))
     batches = iter(strategy.experimental_distribute_dataset(dataset.skip(start)))
 
-    @tf.function
-    def train_step(batch):
-        strategy.run(model.train_step, args=(batch,))
-        checkpoint.step.assign_add(1)
-
+    train_step = make_train_step(model, strategy, checkpoint.step)
     writer = tf.summary.create_file_writer(os.path.join(work_dir, "train"))
     progress = keras.utils.Progbar(config.steps, stateful_metrics=[m.name for m in model.metrics] + ["examples/s"],
                                    verbose=1 if verbose else 0)

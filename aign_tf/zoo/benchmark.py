@@ -1,0 +1,213 @@
+"""Benchmark a task's train step on this machine.
+
+    python -m aign_tf.zoo.benchmark --task=inpaint [--batch_size=32] [--steps=30] [--warmup=5] [--out=bench.json]
+
+Task flags (--width, --dataset, ...) apply as in training. --steps is the number of timed steps.
+Every loop runs `--warmup` untimed steps first (tracing included), then `--steps` timed steps that
+end with a sync (reading a variable). The numbers:
+
+    ours_examples_per_s     examples/s of the step `aign_tf.zoo.trainer.train` runs
+                            (`trainer.make_train_step`: tf.function + strategy.run(model.train_step),
+                            default strategy), on the task's train dataset
+    bare_examples_per_s     the same networks, renderer and loss functions in a plain tf.function
+                            GradientTape step with two Adam optimizers: no gating, no metric
+                            trackers, no distribution, no supervised term
+    overhead                bare_examples_per_s / ours_examples_per_s (1 = our loop costs nothing)
+    train_step_gflop        GFLOP in one train step as TensorFlow's profiler counts them on the traced
+                            graph (convolutions and their gradients Conv2DBackpropInput/Filter,
+                            matmuls, elementwise ops with a FLOPs stat), over the ops the runtime
+                            runs (`live_ops`: traced ops that nothing reads, such as the generator
+                            gradients the critic's tape builds, are pruned and not counted).
+                            Not counted either: ops without a FLOPs stat (activations and their
+                            gradients, e.g. LeakyRelu, Sigmoid) and the bodies of `If` ops, i.e. the
+                            gated optimizer updates; the output lists those op types.
+    train_step_gflop_per_s  train_step_gflop * our measured steps/s
+    matmul_gflop_per_s      the machine's reference: a float32 NxN tf.matmul (2 N^3 FLOPs), repeated
+    fraction_of_matmul      train_step_gflop_per_s / matmul_gflop_per_s
+    peak_rss_mib            peak resident memory of this process (ru_maxrss)
+
+The JSON written to --out holds the same numbers with the config, device and uncounted op types.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import io
+import os
+import resource
+import time
+
+import tensorflow as tf
+from absl import flags
+
+from aign_tf.core import AIGN, losses
+from aign_tf.errors import UserError
+from aign_tf.tasks.base import Config, Task, optimizers
+from aign_tf.zoo import cli, registry, trainer
+from aign_tf.zoo.evaluate import format_table
+
+flags.DEFINE_integer("warmup", 5, "Untimed steps before timing (the first one traces).")
+flags.DEFINE_string("out", None, "Write the numbers as JSON to this file (default: do not write).")
+
+FLAGS = flags.FLAGS
+DEFAULT_STEPS = 30
+
+# Op types with a float output that only move data or keep book: they need no FLOPs stat.
+NO_ARITHMETIC = {"Const", "Placeholder", "Identity", "IdentityN", "ReadVariableOp", "Reshape", "Squeeze",
+                 "ExpandDims", "Tile", "BroadcastTo", "ConcatV2", "Slice", "StridedSlice", "Pack", "Unpack",
+                 "Fill", "Cast", "Transpose", "GatherV2", "ZerosLike", "OnesLike"}
+CALLS = {"If", "StatelessIf", "While", "StatelessWhile", "PartitionedCall", "StatefulPartitionedCall"}
+
+
+def live_ops(graph: tf.Graph) -> set[str]:
+    """Names of the ops a tf.function runs: those its outputs and its stateful ops depend on.
+
+    The runtime prunes the rest, e.g. the gradients a tape computes on its way to the sources that
+    nothing reads (the critic's tape runs back through the generator).
+    """
+    stack = [op for op in graph.get_operations() if op.op_def.is_stateful]
+    stack += [t.op for t in getattr(graph, "outputs", [])] + list(getattr(graph, "control_outputs", []))
+    live = set()
+    while stack:
+        op = stack.pop()
+        if op.name not in live:
+            live.add(op.name)
+            stack.extend([t.op for t in op.inputs] + list(op.control_inputs))
+    return live
+
+
+def count_flops(graph: tf.Graph) -> tuple[dict[str, int], list[str]]:
+    """(FLOPs per op type of the live ops of a traced tf.function as TF's profiler counts them,
+    the live op types with float outputs that it counts none for)."""
+    options = dict(tf.compat.v1.profiler.ProfileOptionBuilder.float_operation(), output="none")
+    level = tf.get_logger().level
+    tf.get_logger().setLevel("ERROR")  # the profiler calls a deprecated shape helper
+    try:
+        with contextlib.redirect_stderr(io.StringIO()) as messages:  # "N ops no flops stats due to incomplete shapes"
+            profile = tf.compat.v1.profiler.profile(graph, cmd="scope", options=options)
+    finally:
+        tf.get_logger().setLevel(level)
+    live, by_type, stack = live_ops(graph), {}, list(profile.children)
+    while stack:  # one node per op with FLOPs, named as the op
+        node = stack.pop()
+        stack.extend(node.children)
+        if node.name in live and node.float_ops:
+            kind = graph.get_operation_by_name(node.name).type
+            by_type[kind] = by_type.get(kind, 0) + node.float_ops
+    types = {op.type for op in graph.get_operations() if op.name in live and
+             (op.type in CALLS or (op.outputs and op.outputs[0].dtype.is_floating))}
+    uncounted = sorted(types - set(by_type) - NO_ARITHMETIC)
+    if "incomplete shapes" in messages.getvalue():
+        uncounted.append(messages.getvalue().strip())
+    return by_type, uncounted
+
+
+def bare_step(model: AIGN, config: Config):
+    """A plain tf.function step over the model's networks, renderer and loss functions."""
+    g_optimizer, d_optimizer = optimizers(config)
+    g_vars, d_vars = model.generator.trainable_variables, model.critic_variables
+    g_optimizer.build(g_vars)
+    if d_vars:
+        d_optimizer.build(d_vars)
+
+    @tf.function
+    def step(batch):
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            predictions = model.generator(batch["inputs"], training=True)
+            rendered, valid = model.render(predictions, batch)
+            g_loss = losses.reconstruction_loss(rendered, batch["observed"], valid, model.reconstruction)
+            d_loss = tf.zeros_like(g_loss)
+            for name in sorted(model.critics):
+                real = model.critics[name](batch["memories"][name], training=True)
+                fake = model.critics[name](predictions[name], training=True)
+                g_loss += model.beta * losses.generator_adversarial_loss(fake, model.gan_loss)
+                d_loss += losses.discriminator_loss(real, fake, model.gan_loss)
+            g_loss, d_loss = tf.reduce_mean(g_loss), tf.reduce_mean(d_loss)
+        g_optimizer.apply_gradients(zip(g_tape.gradient(g_loss, g_vars), g_vars))
+        if d_vars:
+            d_optimizer.apply_gradients(zip(d_tape.gradient(d_loss, d_vars), d_vars))
+
+    return step
+
+
+def time_steps(step, batches, warmup: int, steps: int, sync) -> float:
+    """Seconds for `steps` calls of `step` after `warmup` untimed ones, ending with `sync()`."""
+    for _ in range(warmup):
+        step(next(batches))
+    sync()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step(next(batches))
+    sync()
+    return time.perf_counter() - start
+
+
+def matmul_gflop_per_s(n: int = 2048, repeats: int = 10) -> float:
+    """GFLOP/s of a float32 [n, n] x [n, n] tf.matmul in a tf.function, after one warm-up call."""
+    a, b = tf.random.normal([n, n], seed=1), tf.random.normal([n, n], seed=2)
+    matmul = tf.function(tf.matmul)
+    matmul(a, b).numpy()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        c = matmul(a, b)
+    c.numpy()
+    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def measure(task: Task, config: Config, *, warmup: int = 5, steps: int = DEFAULT_STEPS,
+            matmul_size: int = 2048, matmul_repeats: int = 10) -> tuple[dict[str, float], list[str]]:
+    """The numbers of the module docstring, and the op types whose FLOPs the profiler does not count."""
+    if warmup < 1 or steps < 1:
+        raise UserError("--warmup and --steps must be positive (the first warm-up step traces)")
+    strategy = trainer.make_strategy("default")
+    with strategy.scope():
+        model, checkpoint = trainer.build(task, config)
+    dataset = task.train_data(config)
+    ours = trainer.make_train_step(model, strategy, checkpoint.step)
+    batches = iter(strategy.experimental_distribute_dataset(dataset))
+    ours_s = time_steps(ours, batches, warmup, steps, sync=lambda: checkpoint.step.numpy())
+    flops_by_type, uncounted = count_flops(ours.get_concrete_function(next(batches)).graph)
+
+    first_weight = model.generator.trainable_variables[0]
+    bare_s = time_steps(bare_step(model, config), iter(dataset), warmup, steps, sync=first_weight.numpy)
+
+    flops = sum(flops_by_type.values())
+    matmul = matmul_gflop_per_s(matmul_size, matmul_repeats)
+    numbers = {
+        "ours_examples_per_s": steps * config.batch_size / ours_s,
+        "bare_examples_per_s": steps * config.batch_size / bare_s,
+        "overhead": ours_s / bare_s,
+        "train_step_gflop": flops / 1e9,
+        "train_step_gflop_per_s": flops * steps / ours_s / 1e9,
+        "matmul_gflop_per_s": matmul,
+        "fraction_of_matmul": flops * steps / ours_s / 1e9 / matmul,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    return numbers, uncounted
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise UserError(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
+    task = registry.get_task(cli.require("task"))
+    config = task.config(**cli.overrides(cli.RUN_FLAGS + cli.TASK_FLAGS))
+    steps = DEFAULT_STEPS if FLAGS.steps is None else FLAGS.steps
+    if config.batch_size < 1:
+        raise UserError("--batch_size must be positive")
+    devices = ", ".join(d.name for d in tf.config.list_logical_devices())
+    numbers, uncounted = measure(task, config, warmup=FLAGS.warmup, steps=steps)
+    print(f"{task.name}: global batch {config.batch_size}, {steps} timed steps after {FLAGS.warmup} warm-up; "
+          f"{os.cpu_count()} CPU cores; devices {devices}")
+    print(format_table(numbers))
+    print(f"FLOPs not counted by TF's profiler (no FLOPs stat; If = gated optimizer updates): "
+          f"{', '.join(uncounted) or 'none'}")
+    if FLAGS.out:
+        trainer.write_json(FLAGS.out, {
+            "task": task.name, "date": datetime.date.today().isoformat(), "config": dataclasses.asdict(config),
+            "warmup": FLAGS.warmup, "timed_steps": steps, "cpu_count": os.cpu_count(), "devices": devices,
+            "numbers": numbers, "flops_not_counted": uncounted})
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,82 @@
+"""Inpainting: masks, the mask renderer on true images, biased memories, evaluate end to end."""
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from aign_tf.errors import UserError
+from aign_tf.tasks import inpaint
+from aign_tf.zoo import trainer
+
+TINY = dict(steps=2, batch_size=8, width=8)
+
+
+def test_fixed_masks_hide_one_hand_computed_rectangle():
+    visible = inpaint.visible_mask("center", 8, 12, tf.constant([0, 0], tf.int64))[..., 0].numpy()
+    want = np.ones((8, 12))
+    want[2:6, 3:9] = 0
+    np.testing.assert_array_equal(visible, want)
+    bottom = inpaint.visible_mask("bottom", 8, 12, tf.constant([0, 0], tf.int64))[..., 0].numpy()
+    assert bottom[:4].min() == 1 and bottom[4:].max() == 0
+
+
+def test_random_masks_are_contiguous_rectangles_and_deterministic():
+    for index in range(20):
+        seed = tf.constant([3, index], tf.int64)
+        hidden = 1 - inpaint.visible_mask("random", 28, 28, seed)[..., 0].numpy()
+        rows, cols = np.nonzero(hidden)
+        height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+        assert hidden.sum() == height * width  # one filled rectangle
+        assert 7 <= height <= 14 and 7 <= width <= 14
+        np.testing.assert_array_equal(hidden, 1 - inpaint.visible_mask("random", 28, 28, seed)[..., 0].numpy())
+
+
+def test_unknown_mask_is_a_user_error():
+    with pytest.raises(UserError, match="unknown mask"):
+        inpaint.train_data(inpaint.TASK.config(mask="oval", **TINY))
+
+
+def test_rendering_the_true_image_reproduces_the_observation():
+    batch = next(iter(inpaint.train_data(inpaint.TASK.config(mask="random", **TINY))))
+    rendered, valid = inpaint.render_masked(batch["targets"], batch["inputs"])
+    np.testing.assert_array_equal(rendered.numpy(), batch["observed"].numpy())
+    hidden = 1 - valid.numpy()
+    assert hidden.sum() > 0 and np.all(batch["observed"].numpy() * hidden == 0)
+    assert batch["memories"]["image"].shape == batch["targets"]["image"].shape == (8, 28, 28, 1)
+
+
+def test_biased_memories_hold_only_the_bias_class():
+    data = inpaint.image_data(inpaint.TASK.config(bias="8", **TINY))
+    labels = np.array([int(e["label"]) for e in data.memory.as_numpy_iterator()])
+    assert len(labels) == data.sizes["memory"] > 0 and set(labels) == {8}
+    train_labels = {int(e["label"]) for e in data.train.as_numpy_iterator()}
+    assert train_labels == set(range(10))  # inputs stay unbiased
+    with pytest.raises(UserError, match="bias"):
+        inpaint.image_data(inpaint.TASK.config(bias="eleven", **TINY))
+
+
+def test_generator_output_shape_and_range():
+    model = inpaint.build_model(inpaint.TASK.config(**TINY))
+    batch = next(iter(inpaint.train_data(inpaint.TASK.config(**TINY))))
+    out = model(batch["inputs"])["image"].numpy()
+    assert out.shape == (8, 28, 28, 1) and out.min() >= 0 and out.max() <= 1
+
+
+def test_train_then_evaluate_writes_metrics(tmp_path, capsys):
+    from aign_tf.zoo import evaluate
+
+    config = inpaint.TASK.config(bias="8", **TINY)
+    trainer.train(inpaint.TASK, config, str(tmp_path), strategy=tf.distribute.get_strategy(), verbose=False)
+    model, step = trainer.load_for_inference(inpaint.TASK, config, str(tmp_path))
+    metrics = inpaint.evaluate(model, config)
+    assert step == 2
+    for name in ("render_mse_visible", "hidden_mse", "completion_accuracy", "masked_input_accuracy",
+                 "bias_share_completions", "bias_share_true_images"):
+        assert np.isfinite(metrics[name]), name
+    assert metrics["examples"] == 500
+    assert metrics["classifier_test_accuracy"] > 0.85  # the judge itself must be good
+    assert 0.05 < metrics["bias_share_true_images"] < 0.15  # about one tenth of the test digits are 8s
+    assert 0 <= metrics["render_mse_visible"] < metrics["hidden_mse"] + 1
+    text = evaluate.format_table(metrics)
+    assert "hidden_mse" in text and len(text.splitlines()) == len(metrics)

@@ -1,0 +1,72 @@
+"""User mistakes end with one line on stderr and exit status 2; a killed run resumes."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+TINY = ["--steps=6", "--batch_size=8", "--width=8", "--summary_every=2", "--image_every=3", "--checkpoint_every=2"]
+
+
+def cli(module, *args, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", f"aign_tf.zoo.{module}", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def assert_user_error(process, expected):
+    out, err = process.communicate(timeout=240)
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert process.returncode == 2, err[-2000:]
+    assert "Traceback" not in err, err[-2000:]
+    assert [l for l in lines if l.startswith("error:")] == [lines[-1]], err[-2000:]
+    assert expected in lines[-1], lines[-1]
+
+
+def test_user_mistakes_exit_2_with_one_line(tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"task": "pose3d", "steps": 1, "batch_size": 1}))
+    cases = {  # all started at once: each pays TensorFlow's import time
+        "unknown task": (cli("train", "--task=nope"), "unknown task 'nope'"),
+        "bad enum flag": (cli("train", "--task=inpaint", "--strategy=bogus"), "--strategy=bogus"),
+        "bad integer flag": (cli("train", "--task=inpaint", "--steps=many"), "--steps"),
+        "bad mask": (cli("train", "--task=inpaint", f"--model_dir={tmp_path}/m", "--mask=oval", *TINY[:1]),
+                     "unknown mask 'oval'"),
+        "missing data dir": (cli("train", "--task=inpaint", "--dataset=fashion_mnist",
+                                 f"--data_dir={tmp_path}/absent", f"--model_dir={tmp_path}/f"), str(tmp_path / "absent")),
+        "other task's model_dir": (cli("train", "--task=inpaint", f"--model_dir={other}"), "holds a 'pose3d' model"),
+        "evaluate untrained": (cli("evaluate", "--task=inpaint", f"--model_dir={tmp_path}/none"), "no config.json"),
+    }
+    for name, (process, expected) in cases.items():
+        assert_user_error(process, expected)
+    assert json.loads((other / "config.json").read_text())["task"] == "pose3d"  # untouched
+
+
+def test_resume_after_killed_run_continues_to_steps(tmp_path):
+    model_dir = tmp_path / "run"
+    args = ["--task=inpaint", f"--model_dir={model_dir}", *TINY]
+    first = cli("train", *args[:2], *[a if not a.startswith("--steps") else "--steps=1000" for a in args[2:]])
+    checkpoints = model_dir / "checkpoints"
+    deadline = time.time() + 200
+    while time.time() < deadline and not (checkpoints.exists() and any(p.name.startswith("ckpt-4.index")
+                                                                       for p in checkpoints.iterdir())):
+        time.sleep(0.2)
+    first.send_signal(signal.SIGKILL)
+    first.communicate()
+    assert (checkpoints / "ckpt-4.index").exists(), "the first run never reached its step-4 checkpoint"
+    again = cli("train", *args)
+    out, err = again.communicate(timeout=240)
+    assert again.returncode == 0, err[-3000:]
+    assert "resumed from" in out and "ckpt-" in out, out
+    resumed_at = int(out.split(" at step ")[1].split(";")[0])
+    assert resumed_at >= 4
+    assert "ckpt-6" in open(checkpoints / "checkpoint").read()
+    assert os.path.exists(model_dir / "samples" / "latest.png")
+    assert any(p.name.startswith("events.out.tfevents") for p in (model_dir / "train").iterdir())
+    # The same command once more has nothing left to do.
+    done = cli("train", *args)
+    out, err = done.communicate(timeout=240)
+    assert done.returncode == 0 and "at step 6" in out, err[-2000:]
