@@ -12,11 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from aign_tf.data.images import ImageData
-
-
-def cache_dir() -> str:
-    return os.environ.get("AIGN_TF_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "aign_tf"))
+from aign_tf.data.images import ImageData, cache_dir
 
 
 def small_cnn(input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:

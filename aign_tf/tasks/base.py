@@ -48,7 +48,7 @@ class Task:
     train_data     config -> repeated dataset of global batches (see `aign_tf.core.model`)
     eval_data      config -> finite dataset of batches over the held-out inputs
     evaluate       (model, config) -> {metric: float}
-    images         (model, batch) -> {name: [N, H, W, C] images in [0, 1]} for TensorBoard
+    images         (model, batch) -> {name: [N, H, W, C] images in [0, 1]}: TensorBoard grids, evaluation.png
     """
     name: str
     defaults: dict[str, Any]

@@ -69,11 +69,11 @@ def image_data(config: Config) -> ImageData:
 
 
 def generator(image_shape: tuple[int, int, int], width: int) -> keras.Model:
-    height, width, channels = image_shape
-    if height % 4 or width % 4:
-        raise UserError(f"inpainting needs image sides divisible by 4, got {height}x{width}; pass --image_size")
+    rows, cols, channels = image_shape
+    if rows % 4 or cols % 4:
+        raise UserError(f"inpainting needs image sides divisible by 4, got {rows}x{cols}; pass --image_size")
     image = keras.Input(image_shape, name="image")
-    mask = keras.Input((height, width, 1), name="mask")
+    mask = keras.Input((rows, cols, 1), name="mask")
     a = layers.conv(image, width, norm=False)
     a = layers.conv(a, 2 * width)
     b = layers.conv(mask, width // 2, norm=False)
@@ -177,8 +177,11 @@ def evaluate(model: AIGN, config: Config) -> dict[str, float]:
 def images(model: AIGN, batch: dict) -> dict[str, tf.Tensor]:
     predicted, completed = complete(model, batch["inputs"])
     rendered, _ = render_masked({"image": predicted}, batch["inputs"])
-    return {"input": batch["inputs"]["image"], "render": rendered, "prediction": predicted,
-            "completed": completed, "truth": batch["targets"]["image"], "memories": batch["memories"]["image"]}
+    grids = {"input": batch["inputs"]["image"], "render": rendered, "prediction": predicted,
+             "completed": completed, "truth": batch["targets"]["image"]}
+    if "memories" in batch:  # training batches
+        grids["memories"] = batch["memories"]["image"]
+    return grids
 
 
 TASK = Task("inpaint", DEFAULTS, build_model, train_data, eval_data, evaluate, images)

@@ -2,7 +2,8 @@
 
     python -m aign_tf.zoo.evaluate --task=inpaint --model_dir=runs/inpaint [--bias=8]
 
-Prints the task's metrics as a table and writes them to MODEL_DIR/metrics.json. Task options given
+Prints the task's metrics as a table and writes them to MODEL_DIR/metrics.json, with an image
+grid of the first held-out batch in MODEL_DIR/evaluation.png. Task options given
 here (e.g. --bias to measure the share of one class) override the stored config for measurement.
 """
 from __future__ import annotations
@@ -40,6 +41,8 @@ def main(argv: list[str]) -> None:
     metrics = task.evaluate(model, config)
     print(f"{task.name} at step {step} ({model_dir})")
     print(format_table(metrics))
+    trainer.save_png(os.path.join(model_dir, "evaluation.png"),
+                     trainer.image_grid(task.images(model, next(iter(task.eval_data(config))))))
     trainer.write_json(os.path.join(model_dir, "metrics.json"), {
         "task": task.name, "step": step, "date": datetime.date.today().isoformat(),
         "options": config.options, "metrics": metrics})

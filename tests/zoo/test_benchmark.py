@@ -62,11 +62,11 @@ def test_measure_inpaint_tiny():
                             "train_step_gflop_per_s", "matmul_gflop_per_s", "fraction_of_matmul", "peak_rss_mib"}
     assert all(math.isfinite(v) and v > 0 for v in numbers.values()), numbers
     assert "If" in uncounted  # the gated optimizer updates
-    # Forward, input gradients and weight gradients each cost about one forward pass.
+    # Forward, input gradients and weight gradients each cost about one forward pass (measured: 3.06x).
     model, _ = trainer.build(task, config)
     forward = forward_flops(model, config.batch_size) / 1e9
-    print("train step / forward FLOPs:", numbers["train_step_gflop"] / forward)
-    assert 2 * forward < numbers["train_step_gflop"] < 3.3 * forward, (numbers["train_step_gflop"], forward)
+    # Counting the dead ops of the traced graph too would give ~5x here.
+    assert 2.5 * forward < numbers["train_step_gflop"] < 3.5 * forward, (numbers["train_step_gflop"], forward)
 
 
 def test_measure_rejects_no_warmup():

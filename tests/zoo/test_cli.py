@@ -70,3 +70,10 @@ def test_resume_after_killed_run_continues_to_steps(tmp_path):
     done = cli("train", *args)
     out, err = done.communicate(timeout=240)
     assert done.returncode == 0 and "at step 6" in out, err[-2000:]
+    evaluation = cli("evaluate", "--task=inpaint", f"--model_dir={model_dir}")
+    out, err = evaluation.communicate(timeout=240)
+    assert evaluation.returncode == 0, err[-2000:]
+    assert "inpaint at step 6" in out and "hidden_mse" in out
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert metrics["step"] == 6 and set(metrics["metrics"]) >= {"hidden_mse", "completion_accuracy"}
+    assert (model_dir / "evaluation.png").exists()
