@@ -342,7 +342,8 @@ def _load_celeb_a(
     builder = tfds.builder("celeb_a", data_dir=data_dir)
 
     attribute_names = tuple(builder.info.features["attributes"].keys())
-    attribute = CELEB_A_DEFAULT_ATTRIBUTE if attribute is None else str(attribute)
+    if attribute is None:  # --bias=Big_Lips alone means: label by Big_Lips, keep the Big_Lips faces
+        attribute = bias if bias in attribute_names else CELEB_A_DEFAULT_ATTRIBUTE
     if attribute not in attribute_names:
         raise UserError(
             f"unknown CelebA attribute {attribute!r}: use one of {', '.join(attribute_names)}"

@@ -269,8 +269,13 @@ def test_celeb_a_end_to_end_with_mock_data(tmp_path):
 
         with pytest.raises(UserError, match="unknown CelebA attribute 'Big_Ears'.*Big_Lips"):
             images_lib.load_image_data("celeb_a", str(tmp_path), attribute="Big_Ears")
-        with pytest.raises(UserError, match="unknown bias class 'Smiling'.*'not_Big_Lips', 'Big_Lips'"):
-            images_lib.load_image_data("celeb_a", str(tmp_path), bias="Smiling")
+        # --bias naming an attribute alone labels by that attribute and keeps its faces.
+        smiling = images_lib.load_image_data("celeb_a", str(tmp_path), bias="Smiling")
+        assert smiling.class_names == ("not_Smiling", "Smiling")
+        smiles = sum(int(ex["attributes"]["Smiling"]) for ex in _raw_celeb_a("validation", n))
+        assert _arrays(smiling.memory)[1].tolist() == [1] * smiles
+        with pytest.raises(UserError, match="unknown bias class 'Grinning'.*'not_Big_Lips', 'Big_Lips'"):
+            images_lib.load_image_data("celeb_a", str(tmp_path), bias="Grinning")
 
 
 def test_celeb_a_unprepared_or_missing_directory(tmp_path):
