@@ -140,7 +140,7 @@ def evaluate(model: AIGN, config: Config) -> dict[str, float]:
     what the project's classifier makes of the completions (identity kept, share of the bias class)."""
     data = image_data(config)
     classifier, classifier_accuracy = trained_classifier(data, seed=config.seed)
-    sums = {"visible": 0.0, "visible_n": 0.0, "hidden": 0.0, "hidden_n": 0.0}
+    sums = {"visible": 0.0, "visible_n": 0.0, "hidden": 0.0, "hidden_n": 0.0, "blank": 0.0}
     completed_classes, masked_classes, true_classes, labels = [], [], [], []
     for batch in eval_data(config):
         predicted, completed = complete(model, batch["inputs"])
@@ -150,6 +150,7 @@ def evaluate(model: AIGN, config: Config) -> dict[str, float]:
         sums["visible_n"] += float(tf.reduce_sum(mask)) * channels
         sums["hidden"] += float(tf.reduce_sum((1 - mask) * tf.square(predicted - truth)))
         sums["hidden_n"] += float(tf.reduce_sum(1 - mask)) * channels
+        sums["blank"] += float(tf.reduce_sum((1 - mask) * tf.square(truth)))
         completed_classes.append(np.argmax(classifier(completed, training=False), axis=1))
         masked_classes.append(np.argmax(classifier(batch["inputs"]["image"], training=False), axis=1))
         true_classes.append(np.argmax(classifier(truth, training=False), axis=1))
@@ -161,6 +162,7 @@ def evaluate(model: AIGN, config: Config) -> dict[str, float]:
         "render_mse_visible": sums["visible"] / max(sums["visible_n"], 1.0),
         "hidden_mse": hidden_mse,
         "hidden_psnr_db": float(10 * np.log10(1.0 / max(hidden_mse, 1e-12))),
+        "hidden_mse_left_blank": sums["blank"] / max(sums["hidden_n"], 1.0),  # reference: no inpainting
         "classifier_test_accuracy": classifier_accuracy,
         "completion_accuracy": float(np.mean(completed_classes == labels)),
         "masked_input_accuracy": float(np.mean(masked_classes == labels)),
