@@ -9,6 +9,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["aign_tf", "aign_tf.*"]),
+    # 15 DeepMimic motion clips as joint positions (see aign_tf/data/motions/README.md).
+    package_data={"aign_tf.data": ["motions/*.npz", "motions/README.md"]},
     install_requires=[
         "tensorflow>=2.21",
         "keras>=3.10",
@@ -23,5 +25,7 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "ai-edge-litert>=1.2"],
+        # Only to re-derive aign_tf/data/motions from pybullet's DeepMimic clips.
+        "motion": ["pybullet>=3.2.7"],
     },
 )
