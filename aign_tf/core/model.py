@@ -7,13 +7,16 @@ A batch is a dict:
     memories  {factor: [B, ...]} unpaired ground truth, one collection per critic (the M_i)
     targets   optional {factor: [B, ...]} paired ground truth; read only by the supervised term,
               and only when `supervised_weight > 0` (the paper's supervised baselines)
+    paired    optional {"inputs", "targets"}: a separate batch of paired examples for the
+              supervised term, where the unpaired inputs above have no ground truth
 
 The generator returns a dict of predicted factors {factor: [B, ...]}; the renderer maps
 (predictions, inputs) to (rendered, valid) with `valid` None or a 0/1 mask broadcastable to
 `rendered`. Each critic D_i scores one factor.
 
-Generator objective per example: reconstruction + beta * sum_i adversarial_i
-(+ supervised_weight * supervised). Discriminator objective: sum_i critic loss_i.
+Generator objective: reconstruction_weight * reconstruction + beta * sum_i adversarial_i
++ supervised_weight * supervised, each term a batch mean. The paper's baselines are this model
+with other weights (e.g. Forward2Dto3D: supervised only; 3D interpreter: no critics). Discriminator objective: sum_i critic loss_i.
 Both are computed in one forward pass, gated (`aign_tf.core.gating`), and applied with separate
 optimizers. All losses are scaled with `tf.nn.compute_average_loss`, so the same global batch
 gives the same update under any `tf.distribute` strategy.
@@ -65,6 +68,7 @@ class AIGN(keras.Model):
 
     def __init__(self, generator: keras.Model, renderer: Renderer, critics: dict[str, keras.Model] | None = None,
                  *, beta: float = 1.0, reconstruction: str = "l2", gan_loss: str = "logistic",
+                 reconstruction_weight: float = 1.0,
                  supervised_weight: float = 0.0, gating: Gating = Gating(),
                  global_batch_size: int | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -83,6 +87,7 @@ class AIGN(keras.Model):
         self.reconstruction = reconstruction
         self.gan_loss = gan_loss
         self.supervised_weight = float(supervised_weight)
+        self.reconstruction_weight = float(reconstruction_weight)
         self.gating = gating if self.critics else Gating(enabled=False)
         self.global_batch_size = global_batch_size
         names = ["reconstruction", "g_total"]
@@ -122,12 +127,11 @@ class AIGN(keras.Model):
         return self.renderer(predictions, batch["inputs"])
 
     def compute_losses(self, batch: dict, training: bool) -> dict:
-        """Per-example losses of eq. (1) on one (per-replica) batch; see the module docstring."""
+        """Per-example loss terms of eq. (1) on one (per-replica) batch; see the module docstring."""
         predictions = self(batch["inputs"], training=training)
         rendered, valid = self.render(predictions, batch)
         out = {"predictions": predictions, "rendered": rendered,
                "reconstruction": losses.reconstruction_loss(rendered, batch["observed"], valid, self.reconstruction)}
-        g_total = out["reconstruction"]
         if self.critics:
             g_adv, d_loss, acc_real, acc_fake = [], [], [], []
             threshold = losses.decision_threshold(self.gan_loss)
@@ -143,36 +147,47 @@ class AIGN(keras.Model):
             out["d_loss"] = tf.add_n(d_loss)
             out["d_acc_memories"] = tf.add_n(acc_real) / len(acc_real)
             out["d_acc_predictions"] = tf.add_n(acc_fake) / len(acc_fake)
-            g_total = g_total + self.beta * out["g_adversarial"]
         if self.supervised_weight > 0:
-            if "targets" not in batch:
-                raise UserError("supervised_weight > 0 needs paired 'targets' in the batch")
-            names = sorted(set(batch["targets"]) & set(predictions))
-            out["supervised"] = tf.add_n([losses.supervised_loss(predictions[n], batch["targets"][n]) for n in names])
-            g_total = g_total + self.supervised_weight * out["supervised"]
-        out["g_total"] = g_total
+            paired = batch.get("paired", batch)
+            if "targets" not in paired:
+                raise UserError("supervised_weight > 0 needs paired 'targets' in the batch (or a 'paired' sub-batch)")
+            paired_predictions = predictions if paired is batch else self(paired["inputs"], training=training)
+            names = sorted(set(paired["targets"]) & set(paired_predictions))
+            out["supervised"] = tf.add_n([losses.supervised_loss(paired_predictions[n], paired["targets"][n])
+                                          for n in names])
         return out
 
-    def _update_trackers(self, per_example: dict) -> dict:
-        """Feeds each tracker its global batch mean; returns the replica-scaled (g_total, d_loss)."""
-        scaled = {}
+    def generator_objective(self, terms: dict) -> tf.Tensor:
+        """reconstruction_weight * reconstruction + beta * adversarial + supervised_weight * supervised."""
+        total = self.reconstruction_weight * terms["reconstruction"]
+        if self.critics:
+            total += self.beta * terms["g_adversarial"]
+        if self.supervised_weight > 0:
+            total += self.supervised_weight * terms["supervised"]
+        return total
+
+    def _update_trackers(self, per_example: dict) -> tuple[dict, dict]:
+        """Feeds each tracker its global batch mean; returns (replica-scaled terms, global means)."""
+        scaled, global_means = {}, {}
+        for name in self.trackers:
+            if name != "g_total":
+                scaled[name], global_means[name] = global_mean(per_example[name], self.global_batch_size)
+        scaled["g_total"] = self.generator_objective(scaled)
+        global_means["g_total"] = self.generator_objective(global_means)
         for name, tracker in self.trackers.items():
-            scaled[name], global_value = global_mean(per_example[name], self.global_batch_size)
-            tracker.update_state(global_value)
-            per_example[name + "/global"] = global_value
-        return scaled
+            tracker.update_state(global_means[name])
+        return scaled, global_means
 
     def train_step(self, batch: dict) -> dict:
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-            per_example = self.compute_losses(batch, training=True)
-            scaled = self._update_trackers(per_example)
+            scaled, global_means = self._update_trackers(self.compute_losses(batch, training=True))
         g_vars = self.generator.trainable_variables
         g_grads = g_tape.gradient(scaled["g_total"], g_vars)
         if self.critics:
             d_vars = self.critic_variables
             d_grads = d_tape.gradient(scaled["d_loss"], d_vars)
-            update_g, update_d = self.gating.decide(
-                per_example["d_loss/global"] / len(self.critics), per_example["g_adversarial/global"] / len(self.critics))
+            update_g, update_d = self.gating.decide(global_means["d_loss"] / len(self.critics),
+                                                    global_means["g_adversarial"] / len(self.critics))
             apply_gradients_if(self.g_optimizer, update_g, g_grads, g_vars)
             apply_gradients_if(self.d_optimizer, update_d, d_grads, d_vars)
         else:

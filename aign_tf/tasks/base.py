@@ -29,6 +29,7 @@ class Config:
     reconstruction: str = "l2"
     gating: bool = True
     supervised_weight: float = 0.0
+    reconstruction_weight: float = 1.0
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> str:

@@ -95,7 +95,8 @@ def build_model(config: Config) -> AIGN:
     return AIGN(generator(shape, width), render_masked,
                 {"image": layers.image_critic(shape, (width, 2 * width, 4 * width, 8 * width), name="image_critic")},
                 beta=config.beta, reconstruction=config.reconstruction, gan_loss=config.gan_loss,
-                supervised_weight=config.supervised_weight, gating=Gating(enabled=config.gating))
+                supervised_weight=config.supervised_weight, reconstruction_weight=config.reconstruction_weight,
+                gating=Gating(enabled=config.gating))
 
 
 def _examples(images: tf.data.Dataset, config: Config, seed: int) -> tf.data.Dataset:

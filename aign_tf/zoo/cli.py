@@ -25,6 +25,7 @@ flags.DEFINE_string("gan_loss", None, "logistic (eq. 1, non-saturating), least_s
 flags.DEFINE_string("reconstruction", None, "l2 or l1.")
 flags.DEFINE_boolean("gating", None, "Supplementary update gating (theta_d=0.695, theta_g=0.75); --nogating to turn off.")
 flags.DEFINE_float("supervised_weight", None, "Weight of the supervised term on paired targets (0 = unpaired AIGN).")
+flags.DEFINE_float("reconstruction_weight", None, "Weight of the reconstruction (render) loss.")
 # Task options (each task reads the ones it declares).
 flags.DEFINE_string("dataset", None, "Image collection: mnist (embedded), fashion_mnist or celeb_a.")
 flags.DEFINE_string("data_dir", None, "Directory holding the dataset files (fashion_mnist, celeb_a).")
@@ -35,7 +36,7 @@ flags.DEFINE_string("attribute", None, "CelebA attribute used as the class label
 flags.DEFINE_integer("width", None, "Channels of the first conv layer of generator and critic (doubling deeper).")
 
 RUN_FLAGS = ("seed", "batch_size", "steps", "beta", "learning_rate", "gan_loss", "reconstruction", "gating",
-             "supervised_weight")
+             "supervised_weight", "reconstruction_weight")
 TASK_FLAGS = ("dataset", "data_dir", "bias", "mask", "image_size", "attribute", "width")
 
 

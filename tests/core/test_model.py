@@ -117,3 +117,16 @@ def test_keras_fit_trains_and_reports_metrics():
     assert len(history.history["reconstruction"]) == 2
     assert "loss" not in history.history
     assert history.history["g_updated"][-1] == 1.0
+
+
+def test_supervised_term_reads_a_separate_paired_batch():
+    model = toy_model(gating=Gating(enabled=False), supervised_weight=1.0, reconstruction_weight=0.0)
+    data = batch()
+    del data["targets"]  # the unpaired inputs have no ground truth
+    data["paired"] = {"inputs": data["inputs"][:2], "targets": {"z": np.full((2, 2), 2.0, np.float32)}}
+    logs = model.test_step(data)
+    np.testing.assert_allclose(float(logs["supervised"]), (9.0 + 4.0) / 2, rtol=1e-6)  # z = (-1, 0) vs (2, 2)
+    np.testing.assert_allclose(float(logs["g_total"]), float(logs["g_adversarial"]) + 6.5, rtol=1e-5)
+    with pytest.raises(UserError, match="paired"):
+        del data["paired"]
+        model.test_step(data)
