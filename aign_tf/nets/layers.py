@@ -44,3 +44,11 @@ def image_critic(input_shape: tuple[int, int, int], filters: tuple[int, ...], na
         x = conv(x, width, strides=stride, norm=i > 0)
     score = keras.layers.Dense(1, kernel_initializer=initializer())(keras.layers.Flatten()(x))
     return keras.Model(image, score, name=name)
+
+
+def dense(x, units: int, *, norm: bool = True):
+    """Dense -> optional batch norm -> leaky ReLU."""
+    x = keras.layers.Dense(units, use_bias=not norm, kernel_initializer=initializer())(x)
+    if norm:
+        x = batch_norm()(x)
+    return keras.layers.LeakyReLU(0.2)(x)

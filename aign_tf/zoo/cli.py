@@ -35,9 +35,15 @@ flags.DEFINE_integer("image_size", None, "Side of square images for collections 
 flags.DEFINE_string("attribute", None, "CelebA attribute used as the class label, e.g. Big_Lips.")
 flags.DEFINE_integer("width", None, "Channels of the first conv layer of generator and critic (doubling deeper).")
 
+flags.DEFINE_string("model", None, "pose3d: forward2d3d (Sup1+2), interpreter (+Sup3) or aign (+Sup4).")
+flags.DEFINE_string("generator", None, "pose3d: heatmap (conv on Gaussian heatmaps) or mlp (on keypoints).")
+flags.DEFINE_integer("components", None, "pose3d: PCA components of the skeleton basis.")
+flags.DEFINE_float("noise_px", None, "pose3d: Gaussian noise (pixels) on the 2D keypoints, a stand-in for detections.")
+
 RUN_FLAGS = ("seed", "batch_size", "steps", "beta", "learning_rate", "gan_loss", "reconstruction", "gating",
              "supervised_weight", "reconstruction_weight")
-TASK_FLAGS = ("dataset", "data_dir", "bias", "mask", "image_size", "attribute", "width")
+TASK_FLAGS = ("dataset", "data_dir", "bias", "mask", "image_size", "attribute", "width", "model", "generator",
+              "components", "noise_px")
 
 
 def overrides(names: tuple[str, ...]) -> dict:

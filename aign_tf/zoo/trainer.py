@@ -96,6 +96,7 @@ def restore(checkpoint: tf.train.Checkpoint, model_dir: str, *, expect_partial: 
 
 def image_grid(images: dict[str, tf.Tensor], columns: int = 8) -> np.ndarray:
     """One picture: a row per named batch of images (first `columns` examples), [1, H', W', C]."""
+    columns = min(columns, max(len(batch) for batch in images.values()))
     rows = []
     for batch in images.values():
         batch = tf.clip_by_value(tf.cast(batch[:columns], tf.float32), 0.0, 1.0).numpy()

@@ -69,7 +69,9 @@ def skeleton_figure(
             f"same shape with 1 <= N <= {MAX_EXAMPLES}."
         )
     if titles is not None and len(titles) != pred.shape[0]:
-        raise UserError(f"got {len(titles)} titles for {pred.shape[0]} examples; pass one per example.")
+        raise UserError(
+            f"got {len(titles)} titles for {pred.shape[0]} examples; pass one per example."
+        )
     if not views:
         raise UserError("views is empty; pass at least one (elevation, azimuth) pair in degrees.")
     rows, cols = pred.shape[0], len(views)
@@ -79,6 +81,7 @@ def skeleton_figure(
 
     figure = Figure(figsize=(cols * PANEL_INCHES, rows * PANEL_INCHES), dpi=DPI)
     FigureCanvasAgg(figure)
+    figure.subplots_adjust(left=0.0, right=1.0, bottom=0.0, top=0.93, wspace=0.0, hspace=0.12)
     for row in range(rows):
         for col, (elev, azim) in enumerate(views):
             ax = figure.add_subplot(rows, cols, row * cols + col + 1, projection="3d")

@@ -106,7 +106,9 @@ def per_clip_table(errors: Mapping[str, Mapping[str, np.ndarray]], digits: int =
     """
     models = list(errors)
     if not models or not errors[models[0]]:
-        raise UserError("per_clip_table got no errors; pass errors[model][clip] = per-example errors.")
+        raise UserError(
+            "per_clip_table got no errors; pass errors[model][clip] = per-example errors."
+        )
     clips = list(errors[models[0]])
     counts = {clip: np.asarray(errors[models[0]][clip]).size for clip in clips}
     for model in models:
@@ -127,8 +129,11 @@ def per_clip_table(errors: Mapping[str, Mapping[str, np.ndarray]], digits: int =
     for clip in clips:
         means = [cell(np.mean(errors[model][clip])) for model in models]
         lines.append(f"| {clip} | {counts[clip]} | " + " | ".join(means) + " |")
-    overall = [cell(np.mean(np.concatenate([np.ravel(v) for v in errors[m].values()]))) for m in models]
+    overall = [
+        cell(np.mean(np.concatenate([np.ravel(v) for v in errors[m].values()]))) for m in models
+    ]
     clip_means = [cell(np.mean([np.mean(errors[m][c]) for c in clips])) for m in models]
-    lines.append(f"| average (all examples) | {sum(counts.values())} | " + " | ".join(overall) + " |")
+    total = sum(counts.values())
+    lines.append(f"| average (all examples) | {total} | " + " | ".join(overall) + " |")
     lines.append(f"| average (clip means) | {len(clips)} clips | " + " | ".join(clip_means) + " |")
     return "\n".join(lines) + "\n"

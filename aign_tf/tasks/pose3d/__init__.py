@@ -1,0 +1,149 @@
+"""3D human pose from 2D keypoints (paper §2.1, §3.1; supplementary §2.1): `--task=pose3d`.
+
+Data: the 15 DeepMimic motion-capture clips shipped in `aign_tf/data/motions`, split by clip.
+Regimes, by the paper's names: Sup1 (+ Sup2) paired 2D-3D examples of the training clips seen
+through random cameras (here Sup2 coincides with Sup1: without images, both are projections of the
+training skeletons); Sup3 the reprojection loss on the unlabelled 2D of the test clips; Sup4 the
+adversarial loss on the same test 2D, with memories of training skeletons. Models (`--model`):
+
+    forward2d3d   Sup1+2          supervised only (reconstruction weight 0, no critic)
+    interpreter   Sup1+2+3        + reprojection on test 2D ("3D interpreter")
+    aign          Sup1+2+3+4      + adversarial prior (the AIGN)
+
+The test 2D inputs are used without their 3D, as in the paper; evaluation compares the
+predictions on those inputs with the held-out 3D truth.
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from aign_tf.core import AIGN, Gating
+from aign_tf.data import deepmimic
+from aign_tf.errors import UserError
+from aign_tf.tasks.base import Config, Task
+from aign_tf.tasks.pose3d import data, figures, metrics, model as networks, skeleton
+
+MODELS = ("forward2d3d", "interpreter", "aign")
+GENERATORS = ("heatmap", "mlp")
+
+DEFAULTS = {
+    "steps": 3000, "batch_size": 64, "beta": 0.01, "learning_rate": 1e-4, "supervised_weight": 1.0,
+    "reconstruction_weight": 1.0,
+    "options": {"model": "aign", "generator": "heatmap", "components": 30, "noise_px": 0.0, "width": 32,
+                "train_cameras": 8, "test_cameras": 4},
+}
+
+
+@functools.lru_cache(maxsize=4)
+def _canonical(seed: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    del seed  # the split by clip is fixed
+    train, test = deepmimic.clip_split()
+    return data.canonical_clips(train), data.canonical_clips(test)
+
+
+def _check(config: Config) -> None:
+    o = config.options
+    if o["model"] not in MODELS:
+        raise UserError(f"unknown pose model {o['model']!r}; use one of {', '.join(MODELS)}")
+    if o["generator"] not in GENERATORS:
+        raise UserError(f"unknown generator {o['generator']!r}; use one of {', '.join(GENERATORS)}")
+    if o["noise_px"] < 0:
+        raise UserError(f"--noise_px must be >= 0, got {o['noise_px']}")
+
+
+def basis(config: Config) -> skeleton.PoseBasis:
+    """PCA basis of the canonical training skeletons."""
+    train, _ = _canonical(config.seed)
+    return skeleton.pca_basis(np.concatenate(list(train.values())), config.options["components"])
+
+
+def test_views(config: Config) -> data.Views:
+    """The unlabelled test inputs (and their held-out truth): each test frame through fixed cameras."""
+    _, test = _canonical(config.seed)
+    return data.views(test, config.options["test_cameras"], seed=10_000 + config.seed,
+                      noise_px=config.options["noise_px"])
+
+
+def build_model(config: Config) -> AIGN:
+    _check(config)
+    pose_basis = basis(config)
+    regime = config.options["model"]
+    critics = {"shape": networks.critic(pose_basis.mean.shape[0] // 3)} if regime == "aign" else None
+    return AIGN(networks.generator(pose_basis, config.options["generator"], config.options["width"]),
+                networks.render_keypoints, critics, beta=config.beta, reconstruction=config.reconstruction,
+                gan_loss=config.gan_loss, supervised_weight=config.supervised_weight,
+                reconstruction_weight=0.0 if regime == "forward2d3d" else config.reconstruction_weight,
+                gating=Gating(enabled=config.gating))
+
+
+def train_data(config: Config) -> tf.data.Dataset:
+    _check(config)
+    train, _ = _canonical(config.seed)
+    paired = data.views(train, config.options["train_cameras"], seed=config.seed,
+                        noise_px=config.options["noise_px"])
+    unpaired = test_views(config)
+    memories = np.concatenate(list(train.values()))
+
+    def stream(arrays: dict, seed: int) -> tf.data.Dataset:
+        size = len(next(iter(arrays.values())))
+        return tf.data.Dataset.from_tensor_slices(arrays).shuffle(size, seed=seed).repeat()
+
+    zipped = tf.data.Dataset.zip(
+        stream({"keypoints": data.normalized(unpaired.keypoints)}, config.seed),
+        stream({"keypoints": data.normalized(paired.keypoints), "pose": paired.pose}, config.seed + 1),
+        stream({"shape": memories}, config.seed + 2))
+    batches = zipped.batch(config.batch_size, drop_remainder=True).map(
+        lambda x, p, m: {"inputs": {"keypoints": x["keypoints"]}, "observed": x["keypoints"], "memories": m,
+                         "paired": {"inputs": {"keypoints": p["keypoints"]}, "targets": {"pose": p["pose"]}}})
+    return batches.prefetch(tf.data.AUTOTUNE)
+
+
+def eval_data(config: Config) -> tf.data.Dataset:
+    views = test_views(config)
+    keypoints = data.normalized(views.keypoints)
+    return tf.data.Dataset.from_tensor_slices(
+        {"inputs": {"keypoints": keypoints}, "observed": keypoints, "targets": {"pose": views.pose}}
+    ).batch(config.batch_size)
+
+
+def predict(model: AIGN, config: Config) -> tuple[data.Views, dict[str, np.ndarray]]:
+    """The test views and the model's predictions on them (numpy)."""
+    outputs = [model(batch["inputs"], training=False) for batch in eval_data(config)]
+    return test_views(config), {k: np.concatenate([o[k].numpy() for o in outputs]) for k in outputs[0]}
+
+
+def evaluate(model: AIGN, config: Config) -> dict[str, float]:
+    """MPJPE after torso alignment and PA-MPJPE (mm), overall and per test clip; reprojection error (px)."""
+    views, predicted = predict(model, config)
+    aligned = metrics.mpjpe_aligned_mm(predicted["pose"], views.pose)
+    procrustes = metrics.pa_mpjpe_mm(predicted["pose"], views.pose)
+    rendered, _ = networks.render_keypoints({k: tf.constant(v) for k, v in predicted.items()}, None)
+    reprojection = np.linalg.norm(rendered.numpy() * data.IMAGE_SIZE / 2 + data.IMAGE_SIZE / 2 - views.keypoints,
+                                  axis=-1).mean(axis=-1)
+    result = {"mpjpe_mm": float(aligned.mean()), "pa_mpjpe_mm": float(procrustes.mean()),
+              "reprojection_px": float(reprojection.mean()), "examples": float(len(aligned))}
+    for clip in dict.fromkeys(views.clip):
+        chosen = views.clip == clip
+        result[f"mpjpe_mm/{clip}"] = float(aligned[chosen].mean())
+        result[f"pa_mpjpe_mm/{clip}"] = float(procrustes[chosen].mean())
+    return result
+
+
+def images(model: AIGN, batch: dict) -> dict[str, tf.Tensor]:
+    """One picture: predicted (red) vs true (blue) skeletons of the first 4 examples with 3D truth
+    (the paired examples of a training batch, or an evaluation batch), from three views."""
+    import tempfile  # pylint: disable=import-outside-toplevel
+
+    labelled = batch.get("paired", batch)
+    predicted = model(labelled["inputs"], training=False)["pose"].numpy()[:4]
+    truth = labelled["targets"]["pose"].numpy()[:4]
+    with tempfile.TemporaryDirectory() as tmp:
+        image = figures.figure_to_image(figures.skeleton_figure(predicted, truth, os.path.join(tmp, "s.png")))
+    return {"skeletons": tf.constant(image[..., :3], tf.float32) / 255.0}
+
+
+TASK = Task("pose3d", DEFAULTS, build_model, train_data, eval_data, evaluate, images)

@@ -1,0 +1,105 @@
+"""Networks and renderer of the 3D pose AIGN (paper §2.1, supplementary §2.1).
+
+Generator: 2D keypoints -> Gaussian heatmaps (in the keypoints' bounding box) -> 8 conv layers
+(leaky ReLU, batch norm) -> 2 FC -> PCA weights alpha [K], Euler angles (R = Rx Ry Rz), focal
+length f and translation T. A parameter-free head turns them into the canonical skeleton
+S = mean + sum_k alpha_k B_k and the camera-frame pose R S (pelvis at the origin).
+Renderer (eq. 2): x_2D = f (R S + T)_xy / (R S + T)_z + c, in the generator's normalised image
+coordinates, compared with the input keypoints (L2).
+Critic: five FC layers (512, 512, 256, 256, 1; leaky ReLU, batch norm) on canonical skeletons
+against memories, canonical skeletons of the training clips.
+"""
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from aign_tf.nets import layers
+from aign_tf.render import camera
+from aign_tf.tasks.pose3d import data
+from aign_tf.tasks.pose3d.skeleton import PoseBasis
+
+HEATMAP_SIZE = 32
+HEATMAP_SIGMA = 1.0  # heatmap pixels
+FOCAL_SCALE = 650.0 / (data.IMAGE_SIZE / 2)  # typical focal length in normalised units
+DISTANCE_SCALE = 5.0  # metres
+
+
+class BoxHeatmaps(keras.layers.Layer):
+    """[B, J, 2] keypoints -> ([B, S, S, J] Gaussian heatmaps in the keypoints' square bounding box,
+    [B, 3] box centre and half-size in image coordinates)."""
+
+    def call(self, keypoints):
+        low, high = tf.reduce_min(keypoints, axis=1), tf.reduce_max(keypoints, axis=1)
+        centre = (low + high) / 2
+        half = tf.maximum(tf.reduce_max(high - low, axis=-1, keepdims=True) / 2, 1e-3) * 1.1
+        inside = (keypoints - tf.expand_dims(centre, 1)) / tf.expand_dims(half, 1)  # [-1, 1]
+        grid = (tf.range(HEATMAP_SIZE, dtype=tf.float32) + 0.5) / HEATMAP_SIZE * 2 - 1
+        scale = HEATMAP_SIZE / 2 / HEATMAP_SIGMA
+        dx = tf.expand_dims(grid, 0)[:, tf.newaxis, :, tf.newaxis] - inside[:, tf.newaxis, tf.newaxis, :, 0]
+        dy = tf.expand_dims(grid, 0)[:, :, tf.newaxis, tf.newaxis] - inside[:, tf.newaxis, tf.newaxis, :, 1]
+        heatmaps = tf.exp(-0.5 * (tf.square(dx) + tf.square(dy)) * scale ** 2)
+        return heatmaps, tf.concat([centre, half], axis=-1)
+
+
+class SkeletonHead(keras.layers.Layer):
+    """Parameter-free: (alpha, angles) -> canonical skeleton S [B, J, 3] and camera-frame pose R S."""
+
+    def __init__(self, basis: PoseBasis, **kwargs):
+        super().__init__(**kwargs)
+        self.mean = tf.constant(basis.mean, tf.float32)
+        self.components = tf.constant(basis.components, tf.float32)
+        self.num_joints = basis.mean.shape[0] // 3
+
+    def call(self, alpha, angles):
+        shape = tf.reshape(self.mean + tf.matmul(alpha, self.components), [-1, self.num_joints, 3])
+        rotation = camera.rotation_xyz(angles)
+        return shape, tf.einsum("bij,bkj->bki", rotation, shape)
+
+
+def generator(basis: PoseBasis, kind: str = "heatmap", width: int = 64) -> keras.Model:
+    keypoints = keras.Input((basis.mean.shape[0] // 3, 2), name="keypoints")
+    if kind == "heatmap":
+        heatmaps, box = BoxHeatmaps()(keypoints)
+        x = heatmaps
+        for i in range(8):  # 32 -> 16 -> 8 -> 4, two convs per resolution
+            x = layers.conv(x, width * 2 ** (i // 2), kernel=3, strides=2 if i % 2 else 1)
+        x = keras.layers.Concatenate()([keras.layers.Flatten()(x), box])
+    else:  # "mlp": the keypoints themselves
+        x = keras.layers.Flatten()(keypoints)
+        for _ in range(4):
+            x = layers.dense(x, 16 * width)
+    x = layers.dense(x, 16 * width)
+    head = dict(kernel_initializer=layers.initializer())
+    alpha = keras.layers.Dense(basis.components.shape[0], name="alpha", **head)(x)
+    angles = keras.layers.Dense(3, name="angles", **head)(x)
+    camera_params = keras.layers.Dense(4, name="camera", **head)(x)  # log f, t_x, t_y, log t_z
+    shape, pose = SkeletonHead(basis)(alpha, angles)
+    focal, translation = CameraHead()(camera_params)
+    return keras.Model({"keypoints": keypoints}, {"shape": shape, "pose": pose, "angles": angles, "focal": focal,
+                                                  "translation": translation}, name="pose_generator")
+
+
+class CameraHead(keras.layers.Layer):
+    """[B, 4] raw outputs -> focal length [B, 1] (normalised units) and translation [B, 3] (metres)."""
+
+    def call(self, raw):
+        focal = FOCAL_SCALE * tf.exp(raw[:, :1])
+        return focal, tf.concat([raw[:, 1:3], DISTANCE_SCALE * tf.exp(raw[:, 3:])], axis=-1)
+
+
+def render_keypoints(predictions: dict, inputs: dict) -> tuple[tf.Tensor, None]:
+    """Eq. (2): project R S + T with focal length f and the principal point at the image centre."""
+    points = predictions["pose"] + tf.expand_dims(predictions["translation"], 1)
+    focal = tf.expand_dims(tf.concat([predictions["focal"], predictions["focal"]], -1), 1)  # [B, 1, 2]
+    return camera.project(points, focal, tf.zeros_like(focal)), None
+
+
+def critic(num_joints: int) -> keras.Model:
+    """Five FC layers (512, 512, 256, 256, 1), leaky ReLU and batch norm, on canonical skeletons."""
+    skeleton = keras.Input((num_joints, 3), name="shape")
+    x = keras.layers.Flatten()(skeleton)
+    for units in (512, 512, 256, 256):
+        x = layers.dense(x, units)
+    score = keras.layers.Dense(1, kernel_initializer=layers.initializer())(x)
+    return keras.Model(skeleton, score, name="pose_critic")
