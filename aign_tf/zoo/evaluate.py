@@ -1,10 +1,12 @@
-"""Evaluate a trained model on its task's held-out inputs.
+"""Evaluate trained models on their task's held-out inputs.
 
     python -m aign_tf.zoo.evaluate --task=inpaint --model_dir=runs/inpaint [--bias=8]
+    python -m aign_tf.zoo.evaluate --task=pose3d --model_dir=runs/f2d3d,runs/interp,runs/aign
 
-Prints the task's metrics as a table and writes them to MODEL_DIR/metrics.json, with an image
-grid of the first held-out batch in MODEL_DIR/evaluation.png. Task options given
-here (e.g. --bias to measure the share of one class) override the stored config for measurement.
+Prints the task's metrics as a table (one column per model dir, side by side) and writes each
+model's metrics to MODEL_DIR/metrics.json, with an image grid of the first held-out batch in
+MODEL_DIR/evaluation.png. Task options given here (e.g. --bias to measure the share of one class)
+override the stored config for measurement.
 """
 from __future__ import annotations
 
@@ -13,39 +15,59 @@ import datetime
 import os
 
 from aign_tf.errors import UserError
+from aign_tf.tasks.base import Task
 from aign_tf.zoo import cli, registry, trainer
 
 
-def format_table(metrics: dict[str, float]) -> str:
-    width = max(len(name) for name in metrics)
-    return "\n".join(f"{name:<{width}}  {value:.6g}" for name, value in metrics.items())
+def format_table(metrics: dict[str, float], columns: dict[str, dict[str, float]] | None = None) -> str:
+    """Rows of `metrics` (name, value); or with `columns` ({column: metrics}) one column each."""
+    columns = columns or {"": metrics}
+    names = list(dict.fromkeys(name for values in columns.values() for name in values))
+    width = max(len(name) for name in names)
+    cells = {c: [f"{values[n]:.6g}" if n in values else "-" for n in names] for c, values in columns.items()}
+    widths = {c: max([len(c)] + [len(v) for v in cells[c]]) for c in columns}
+    lines = [" ".join([" " * width] + [c.rjust(widths[c]) for c in columns])] if len(columns) > 1 else []
+    for i, name in enumerate(names):
+        lines.append(" ".join([name.ljust(width)] + [cells[c][i].rjust(widths[c]) for c in columns]).rstrip())
+    return "\n".join(lines)
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise UserError(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
-    task = registry.get_task(cli.require("task"))
-    model_dir = cli.require("model_dir")
+def evaluate_dir(task: Task, model_dir: str, options: dict) -> tuple[dict[str, float], int]:
+    """Evaluates model_dir's latest checkpoint; writes metrics.json and evaluation.png there."""
     config = trainer.read_config(model_dir)
     if config is None:
         raise UserError(f"{model_dir} holds no config.json; train first with "
                         f"python -m aign_tf.zoo.train --task={task.name} --model_dir={model_dir}")
     if config.task != task.name:
         raise UserError(f"{model_dir} holds a {config.task!r} model, not {task.name!r}")
-    options = cli.overrides(cli.TASK_FLAGS)
     unknown = set(options) - set(config.options)
     if unknown:
         raise UserError(f"task {task.name!r} has no option {sorted(unknown)[0]!r}")
     config = dataclasses.replace(config, options={**config.options, **options})
     model, step = trainer.load_for_inference(task, config, model_dir)
     metrics = task.evaluate(model, config)
-    print(f"{task.name} at step {step} ({model_dir})")
-    print(format_table(metrics))
     trainer.save_png(os.path.join(model_dir, "evaluation.png"),
                      trainer.image_grid(task.images(model, next(iter(task.eval_data(config))))))
     trainer.write_json(os.path.join(model_dir, "metrics.json"), {
         "task": task.name, "step": step, "date": datetime.date.today().isoformat(),
         "options": config.options, "metrics": metrics})
+    return metrics, step
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise UserError(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
+    task = registry.get_task(cli.require("task"))
+    model_dirs = [d for d in cli.require("model_dir").split(",") if d]
+    options = cli.overrides(cli.TASK_FLAGS)
+    if len({os.path.basename(os.path.normpath(d)) for d in model_dirs}) < len(model_dirs):
+        raise UserError("give each model dir a distinct last path component, so that the table can name it")
+    columns = {}
+    for model_dir in model_dirs:
+        metrics, step = evaluate_dir(task, model_dir, options)
+        print(f"{task.name} at step {step} ({model_dir})")
+        columns[os.path.basename(os.path.normpath(model_dir))] = metrics
+    print(format_table(next(iter(columns.values())), columns if len(columns) > 1 else None))
 
 
 if __name__ == "__main__":
