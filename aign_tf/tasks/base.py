@@ -50,6 +50,7 @@ class Task:
     eval_data      config -> finite dataset of batches over the held-out inputs
     evaluate       (model, config) -> {metric: float}
     images         (model, batch) -> {name: [N, H, W, C] images in [0, 1]}: TensorBoard grids, evaluation.png
+    predict        optional (model, config) -> {name: array} on unlabelled inputs (`aign_tf.zoo.adapt`)
     """
     name: str
     defaults: dict[str, Any]
@@ -58,6 +59,7 @@ class Task:
     eval_data: Callable[[Config], tf.data.Dataset]
     evaluate: Callable[[AIGN, Config], dict[str, float]]
     images: Callable[[AIGN, dict], dict[str, tf.Tensor]]
+    predict: Callable[[AIGN, Config], dict] | None = None
 
     def config(self, **overrides: Any) -> Config:
         """The paper's defaults for this task, with `overrides` (None values ignored) applied."""

@@ -46,8 +46,9 @@ def evaluate_dir(task: Task, model_dir: str, options: dict) -> tuple[dict[str, f
     config = dataclasses.replace(config, options={**config.options, **options})
     model, step = trainer.load_for_inference(task, config, model_dir)
     metrics = task.evaluate(model, config)
-    trainer.save_png(os.path.join(model_dir, "evaluation.png"),
-                     trainer.image_grid(task.images(model, next(iter(task.eval_data(config))))))
+    grids = task.images(model, next(iter(task.eval_data(config))))
+    if grids:
+        trainer.save_png(os.path.join(model_dir, "evaluation.png"), trainer.image_grid(grids))
     trainer.write_json(os.path.join(model_dir, "metrics.json"), {
         "task": task.name, "step": step, "date": datetime.date.today().isoformat(),
         "options": config.options, "metrics": metrics})

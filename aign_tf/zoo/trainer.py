@@ -127,8 +127,11 @@ def make_train_step(model: AIGN, strategy: tf.distribute.Strategy, step: tf.Vari
 
 def train(task: Task, config: Config, model_dir: str, *, strategy: tf.distribute.Strategy,
           checkpoint_every: int = 500, summary_every: int = 50, image_every: int = 500,
-          verbose: bool = True) -> dict[str, float]:
-    """Trains (or resumes) `config` in `model_dir` up to `config.steps`; returns the last logged metrics."""
+          init_from: str | None = None, verbose: bool = True) -> dict[str, float]:
+    """Trains (or resumes) `config` in `model_dir` up to `config.steps`; returns the last logged metrics.
+
+    A fresh model_dir starts from the model weights of `init_from`'s latest checkpoint if given
+    (fine-tuning, test-time adaptation); the optimizers and the step start anew."""
     stored = read_config(model_dir)
     if stored is not None and stored.task != config.task:
         raise UserError(f"{model_dir} holds a {stored.task!r} model, not {config.task!r}; use another --model_dir")
@@ -142,6 +145,13 @@ def train(task: Task, config: Config, model_dir: str, *, strategy: tf.distribute
     with strategy.scope():
         model, checkpoint = build(task, config)
     restored = restore(checkpoint, work_dir if chief else model_dir)
+    if restored is None and init_from is not None:
+        latest = tf.train.latest_checkpoint(os.path.join(init_from, "checkpoints"))
+        if latest is None:
+            raise UserError(f"--init_from={init_from} holds no checkpoint; train that model first")
+        tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+        if verbose:
+            print(f"{task.name}: generator and critics initialised from {latest}")
     if chief:
         write_config(model_dir, config)
     manager = tf.train.CheckpointManager(checkpoint, os.path.join(work_dir, "checkpoints"), max_to_keep=3,

@@ -160,15 +160,19 @@ def test_generator_outputs_are_projection_consistent(config):
         layer.bias.assign(np.asarray(bias, np.float32))
     inputs = {"keypoints": next(iter(pose3d.train_data(config)))["inputs"]["keypoints"]}
     out = {k: v.numpy().astype(np.float64) for k, v in generator(inputs).items()}
-    alpha = keras.Model(generator.inputs, generator.get_layer("alpha").output)(inputs).numpy()
+    heads = keras.Model(generator.inputs, [generator.get_layer(n).output for n in ("alpha", "camera")])
+    alpha, raw_camera = [t.numpy().astype(np.float64) for t in heads(inputs)]
     assert np.abs(out["angles"]).max() > 0.5
 
-    shape = (pose_basis.mean + alpha.astype(np.float64) @ pose_basis.components).reshape(-1, 15, 3)
+    shape = (pose_basis.mean + alpha @ pose_basis.components).reshape(-1, 15, 3)
     np.testing.assert_allclose(out["shape"], shape, atol=1e-5)
     np.testing.assert_allclose(pose_basis.decode(pose_basis.encode(out["shape"])), out["shape"], atol=1e-5)
     rotations = np.stack([_rx(a) @ _ry(b) @ _rz(c) for a, b, c in out["angles"]])
     np.testing.assert_allclose(out["pose"], np.einsum("bij,bkj->bki", rotations, out["shape"]), atol=1e-5)
-    assert out["focal"].shape == (8, 1) and np.all(out["focal"] > 0) and np.all(out["translation"][:, 2] > 0)
+    # Camera head: (log f, t_x, t_y, log t_z) around a 650 px focal length and a 5 m distance.
+    np.testing.assert_allclose(out["focal"], 650 / HALF * np.exp(raw_camera[:, :1]), rtol=1e-5)
+    np.testing.assert_allclose(out["translation"], np.concatenate(
+        [raw_camera[:, 1:3], 5 * np.exp(raw_camera[:, 3:])], -1), rtol=1e-5, atol=1e-6)
 
     points = out["pose"] + out["translation"][:, None, :]
     want = out["focal"][:, :, None] * points[..., :2] / points[..., 2:]

@@ -11,7 +11,9 @@ adversarial loss on the same test 2D, with memories of training skeletons. Model
     aign          Sup1+2+3+4      + adversarial prior (the AIGN)
 
 The test 2D inputs are used without their 3D, as in the paper; evaluation compares the
-predictions on those inputs with the held-out 3D truth.
+predictions on those inputs with the held-out 3D truth. With `keypoints=FILE` (2D-only keypoints,
+e.g. an MPII-style export, `aign_tf.data.h36m.load_keypoints_2d`) those replace the test clips as
+unlabelled inputs: test-time adaptation (`python -m aign_tf.zoo.adapt`) and inference.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from aign_tf.core import AIGN, Gating
-from aign_tf.data import deepmimic
+from aign_tf.data import deepmimic, h36m
 from aign_tf.errors import UserError
 from aign_tf.tasks.base import Config, Task
 from aign_tf.tasks.pose3d import data, figures, metrics, model as networks, skeleton
@@ -34,7 +36,7 @@ DEFAULTS = {
     "steps": 3000, "batch_size": 64, "beta": 0.01, "learning_rate": 1e-4, "supervised_weight": 1.0,
     "reconstruction_weight": 1.0,
     "options": {"model": "aign", "generator": "heatmap", "components": 30, "noise_px": 0.0, "width": 32,
-                "train_cameras": 8, "test_cameras": 4},
+                "train_cameras": 8, "test_cameras": 4, "keypoints": None, "image_size": None},
 }
 
 
@@ -68,6 +70,16 @@ def test_views(config: Config) -> data.Views:
                       noise_px=config.options["noise_px"])
 
 
+def unlabelled_keypoints(config: Config) -> np.ndarray:
+    """The unlabelled 2D inputs, normalised: the keypoints file if given, else the test views."""
+    path = config.options["keypoints"]
+    if path is None:
+        return data.normalized(test_views(config).keypoints)
+    size = float(config.options["image_size"] or data.IMAGE_SIZE)
+    keypoints = h36m.load_keypoints_2d(path, deepmimic.NUM_JOINTS)
+    return ((keypoints - size / 2) / (size / 2)).astype(np.float32)
+
+
 def build_model(config: Config) -> AIGN:
     _check(config)
     pose_basis = basis(config)
@@ -85,7 +97,6 @@ def train_data(config: Config) -> tf.data.Dataset:
     train, _ = _canonical(config.seed)
     paired = data.views(train, config.options["train_cameras"], seed=config.seed,
                         noise_px=config.options["noise_px"])
-    unpaired = test_views(config)
     memories = np.concatenate(list(train.values()))
 
     def stream(arrays: dict, seed: int) -> tf.data.Dataset:
@@ -93,7 +104,7 @@ def train_data(config: Config) -> tf.data.Dataset:
         return tf.data.Dataset.from_tensor_slices(arrays).shuffle(size, seed=seed).repeat()
 
     zipped = tf.data.Dataset.zip(
-        stream({"keypoints": data.normalized(unpaired.keypoints)}, config.seed),
+        stream({"keypoints": unlabelled_keypoints(config)}, config.seed),
         stream({"keypoints": data.normalized(paired.keypoints), "pose": paired.pose}, config.seed + 1),
         stream({"shape": memories}, config.seed + 2))
     batches = zipped.batch(config.batch_size, drop_remainder=True).map(
@@ -103,29 +114,37 @@ def train_data(config: Config) -> tf.data.Dataset:
 
 
 def eval_data(config: Config) -> tf.data.Dataset:
-    views = test_views(config)
-    keypoints = data.normalized(views.keypoints)
-    return tf.data.Dataset.from_tensor_slices(
-        {"inputs": {"keypoints": keypoints}, "observed": keypoints, "targets": {"pose": views.pose}}
-    ).batch(config.batch_size)
+    """The unlabelled inputs in order, with their 3D truth when they are the test views."""
+    keypoints = unlabelled_keypoints(config)
+    examples = {"inputs": {"keypoints": keypoints}, "observed": keypoints}
+    if config.options["keypoints"] is None:
+        examples["targets"] = {"pose": test_views(config).pose}
+    return tf.data.Dataset.from_tensor_slices(examples).batch(config.batch_size)
 
 
-def predict(model: AIGN, config: Config) -> tuple[data.Views, dict[str, np.ndarray]]:
-    """The test views and the model's predictions on them (numpy)."""
+def predict(model: AIGN, config: Config) -> dict[str, np.ndarray]:
+    """The model's predictions on the unlabelled inputs, with their reprojection error in pixels."""
     outputs = [model(batch["inputs"], training=False) for batch in eval_data(config)]
-    return test_views(config), {k: np.concatenate([o[k].numpy() for o in outputs]) for k in outputs[0]}
+    predicted = {k: np.concatenate([o[k].numpy() for o in outputs]) for k in outputs[0]}
+    rendered, _ = networks.render_keypoints({k: tf.constant(v) for k, v in predicted.items()}, None)
+    size = float(config.options["image_size"] or data.IMAGE_SIZE)
+    predicted["reprojection_px"] = np.linalg.norm((rendered.numpy() - unlabelled_keypoints(config)) * size / 2,
+                                                  axis=-1).mean(axis=-1)
+    return predicted
 
 
 def evaluate(model: AIGN, config: Config) -> dict[str, float]:
-    """MPJPE after torso alignment and PA-MPJPE (mm), overall and per test clip; reprojection error (px)."""
-    views, predicted = predict(model, config)
+    """MPJPE after torso alignment and PA-MPJPE (mm), overall and per test clip; reprojection error (px).
+    On a keypoints file (no 3D truth) only the reprojection error."""
+    predicted = predict(model, config)
+    result = {"reprojection_px": float(predicted["reprojection_px"].mean()),
+              "examples": float(len(predicted["pose"]))}
+    if config.options["keypoints"] is not None:
+        return result
+    views = test_views(config)
     aligned = metrics.mpjpe_aligned_mm(predicted["pose"], views.pose)
     procrustes = metrics.pa_mpjpe_mm(predicted["pose"], views.pose)
-    rendered, _ = networks.render_keypoints({k: tf.constant(v) for k, v in predicted.items()}, None)
-    reprojection = np.linalg.norm(rendered.numpy() * data.IMAGE_SIZE / 2 + data.IMAGE_SIZE / 2 - views.keypoints,
-                                  axis=-1).mean(axis=-1)
-    result = {"mpjpe_mm": float(aligned.mean()), "pa_mpjpe_mm": float(procrustes.mean()),
-              "reprojection_px": float(reprojection.mean()), "examples": float(len(aligned))}
+    result.update({"mpjpe_mm": float(aligned.mean()), "pa_mpjpe_mm": float(procrustes.mean())})
     for clip in dict.fromkeys(views.clip):
         chosen = views.clip == clip
         result[f"mpjpe_mm/{clip}"] = float(aligned[chosen].mean())
@@ -135,10 +154,13 @@ def evaluate(model: AIGN, config: Config) -> dict[str, float]:
 
 def images(model: AIGN, batch: dict) -> dict[str, tf.Tensor]:
     """One picture: predicted (red) vs true (blue) skeletons of the first 4 examples with 3D truth
-    (the paired examples of a training batch, or an evaluation batch), from three views."""
+    (the paired examples of a training batch, or an evaluation batch), from three views; none
+    without 3D truth."""
     import tempfile  # pylint: disable=import-outside-toplevel
 
     labelled = batch.get("paired", batch)
+    if "targets" not in labelled:  # a keypoints file: no 3D truth to draw against
+        return {}
     predicted = model(labelled["inputs"], training=False)["pose"].numpy()[:4]
     truth = labelled["targets"]["pose"].numpy()[:4]
     with tempfile.TemporaryDirectory() as tmp:
@@ -146,4 +168,4 @@ def images(model: AIGN, batch: dict) -> dict[str, tf.Tensor]:
     return {"skeletons": tf.constant(image[..., :3], tf.float32) / 255.0}
 
 
-TASK = Task("pose3d", DEFAULTS, build_model, train_data, eval_data, evaluate, images)
+TASK = Task("pose3d", DEFAULTS, build_model, train_data, eval_data, evaluate, images, predict)
