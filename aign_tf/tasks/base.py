@@ -77,6 +77,11 @@ class Task:
         return Config(task=self.name, options=options, **fields)
 
 
+def with_default_options(task: "Task", config: Config) -> Config:
+    """A stored config with the task's current defaults for options it predates."""
+    return dataclasses.replace(config, options={**task.defaults.get("options", {}), **config.options})
+
+
 def optimizers(config: Config) -> tuple[keras.optimizers.Optimizer, keras.optimizers.Optimizer]:
     """Adam for generator and critics at the paper's learning rate (beta_1 = 0.5, as in DCGAN)."""
     return (keras.optimizers.Adam(config.learning_rate, beta_1=0.5),

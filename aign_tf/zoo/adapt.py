@@ -19,6 +19,7 @@ import tensorflow as tf
 from absl import flags
 
 from aign_tf.errors import UserError
+from aign_tf.tasks.base import with_default_options
 from aign_tf.zoo import cli, registry, trainer
 
 flags.DEFINE_string("from_dir", None, "Model dir of the trained model to adapt.")
@@ -39,6 +40,7 @@ def main(argv: list[str]) -> None:
     steps = 500 if FLAGS.steps is None else FLAGS.steps
     if steps < 0:
         raise UserError("--steps must be >= 0")
+    base = with_default_options(task, base)
     options = {**base.options, **cli.overrides(cli.TASK_FLAGS), "keypoints": os.path.abspath(keypoints),
                "image_size": FLAGS.image_size}
     config = dataclasses.replace(base, steps=max(steps, 1), options=options)

@@ -15,7 +15,7 @@ import datetime
 import os
 
 from aign_tf.errors import UserError
-from aign_tf.tasks.base import Task
+from aign_tf.tasks.base import Task, with_default_options
 from aign_tf.zoo import cli, registry, trainer
 
 
@@ -40,6 +40,7 @@ def evaluate_dir(task: Task, model_dir: str, options: dict) -> tuple[dict[str, f
                         f"python -m aign_tf.zoo.train --task={task.name} --model_dir={model_dir}")
     if config.task != task.name:
         raise UserError(f"{model_dir} holds a {config.task!r} model, not {task.name!r}")
+    config = with_default_options(task, config)
     unknown = set(options) - set(config.options)
     if unknown:
         raise UserError(f"task {task.name!r} has no option {sorted(unknown)[0]!r}")

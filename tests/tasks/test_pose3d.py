@@ -154,7 +154,8 @@ def test_generator_outputs_are_projection_consistent(config):
     generator, pose_basis = model.generator, pose3d.basis(config)
     rng = np.random.default_rng(0)
     # Push the heads away from their near-zero initial output, so that Rx Ry Rz and the camera matter.
-    for name, bias in (("angles", rng.uniform(-np.pi, np.pi, 3)), ("camera", [0.2, 0.1, -0.15, 0.1])):
+    for name, bias in (("angles", rng.uniform(-np.pi, np.pi, 3)), ("camera", [0.2, 0.1, -0.15, 0.1]),
+                       ("alpha", rng.normal(scale=0.3, size=10))):
         layer = generator.get_layer(name)
         layer.kernel.assign(rng.normal(scale=0.5, size=layer.kernel.shape))
         layer.bias.assign(np.asarray(bias, np.float32))
@@ -162,7 +163,7 @@ def test_generator_outputs_are_projection_consistent(config):
     out = {k: v.numpy().astype(np.float64) for k, v in generator(inputs).items()}
     heads = keras.Model(generator.inputs, [generator.get_layer(n).output for n in ("alpha", "camera")])
     alpha, raw_camera = [t.numpy().astype(np.float64) for t in heads(inputs)]
-    assert np.abs(out["angles"]).max() > 0.5
+    assert np.abs(out["angles"]).max() > 0.5 and np.abs(alpha).max() > 0.1
 
     shape = (pose_basis.mean + alpha @ pose_basis.components).reshape(-1, 15, 3)
     np.testing.assert_allclose(out["shape"], shape, atol=1e-5)
