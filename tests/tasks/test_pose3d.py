@@ -62,10 +62,11 @@ def _all_canonical():
 
 def _nearest(skeletons, bank):
     """For each [J, 3] skeleton, (index into bank, max abs coordinate difference) of its nearest match."""
-    flat, bank = np.reshape(skeletons, (len(skeletons), -1)), np.reshape(bank, (len(bank), -1))
-    distance = np.abs(flat[:, None, :] - bank[None, :, :]).max(-1)
-    index = distance.argmin(-1)
-    return index, distance[np.arange(len(flat)), index]
+    flat = np.reshape(skeletons, (len(skeletons), -1)).astype(np.float64)
+    bank = np.reshape(bank, (len(bank), -1)).astype(np.float64)
+    squared = (flat ** 2).sum(-1)[:, None] + (bank ** 2).sum(-1)[None, :] - 2 * flat @ bank.T
+    index = squared.argmin(-1)
+    return index, np.abs(flat - bank[index]).max(-1)
 
 
 def _assert_canonical(shapes, atol=1e-5):
