@@ -65,6 +65,7 @@ def basis(config: Config) -> skeleton.PoseBasis:
 
 def test_views(config: Config) -> data.Views:
     """The unlabelled test inputs (and their held-out truth): each test frame through fixed cameras."""
+    _check(config)
     _, test = _canonical(config.seed)
     return data.views(test, config.options["test_cameras"], seed=10_000 + config.seed,
                       noise_px=config.options["noise_px"])

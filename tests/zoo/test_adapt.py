@@ -1,0 +1,47 @@
+"""Test-time adaptation command: predictions on a keypoints file, clear errors."""
+import subprocess
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+from aign_tf.tasks import pose3d
+from aign_tf.zoo import trainer
+
+
+def run(*args):
+    return subprocess.Popen([sys.executable, "-m", "aign_tf.zoo.adapt", "--task=pose3d", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_adapt_predicts_on_a_keypoints_file_and_rejects_bad_input(tmp_path):
+    config = pose3d.TASK.config(steps=2, batch_size=8, width=4, components=10, generator="mlp",
+                                model="forward2d3d", train_cameras=1, test_cameras=1)
+    source = tmp_path / "source"
+    trainer.train(pose3d.TASK, config, str(source), strategy=tf.distribute.get_strategy(), verbose=False)
+    keypoints = pose3d.test_views(config).keypoints[:5]
+    np.savez(tmp_path / "kp.npz", keypoints=keypoints)
+    np.savez(tmp_path / "bad.npz", keypoints=keypoints[:, :14])
+    common = [f"--from_dir={source}", f"--keypoints={tmp_path / 'kp.npz'}"]
+    runs = {
+        "predict": run(*common, f"--model_dir={tmp_path / 'predicted'}", "--steps=0"),
+        "adapt": run(*common, f"--model_dir={tmp_path / 'adapted'}", "--steps=2", "--model=aign"),
+        "no loss": run(*common, f"--model_dir={tmp_path / 'x'}", "--steps=2"),
+        "bad file": run(f"--from_dir={source}", f"--keypoints={tmp_path / 'bad.npz'}",
+                        f"--model_dir={tmp_path / 'y'}", "--steps=0"),
+    }
+    results = {name: (p.communicate(timeout=300), p.returncode) for name, p in runs.items()}
+    for name in ("predict", "adapt"):
+        (out, err), code = results[name]
+        assert code == 0, err[-2000:]
+        assert "5 predictions" in out
+    model, _ = trainer.load_for_inference(pose3d.TASK, config, str(source))
+    want = model({"keypoints": tf.constant(pose3d.data.normalized(keypoints))})["pose"].numpy()
+    predicted = np.load(tmp_path / "predicted" / "predictions.npz")
+    np.testing.assert_allclose(predicted["pose"], want, atol=1e-5)  # --steps=0: the source model as is
+    adapted = np.load(tmp_path / "adapted" / "predictions.npz")
+    assert adapted["pose"].shape == (5, 15, 3) and not np.allclose(adapted["pose"], want)
+    for name, expected in (("no loss", "no unsupervised loss"), ("bad file", "bad.npz")):
+        (out, err), code = results[name]
+        last = [l for l in err.splitlines() if l.strip()][-1]
+        assert code == 2 and last.startswith("error:") and expected in last, err[-2000:]
