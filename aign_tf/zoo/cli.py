@@ -38,6 +38,7 @@ flags.DEFINE_integer("width", None, "Channels of the first conv layer of generat
 flags.DEFINE_string("model", None, "pose3d: forward2d3d (Sup1+2), interpreter (+Sup3) or aign (+Sup4).")
 flags.DEFINE_string("generator", None, "pose3d: heatmap (conv on Gaussian heatmaps) or mlp (on keypoints).")
 flags.DEFINE_integer("components", None, "pose3d: PCA components of the skeleton basis.")
+flags.DEFINE_string("critic_input", None, "pose3d: the critic reads canonical skeletons (shape) or (alpha, R, f) (params).")
 flags.DEFINE_string("keypoints", None, "pose3d: 2D keypoints without 3D truth (.npz, .npy or .json), [N, J, 2] "
                     "pixels, principal point at the image centre; --image_size gives the image side.")
 flags.DEFINE_float("noise_px", None, "pose3d: Gaussian noise (pixels) on the 2D keypoints, a stand-in for detections.")
@@ -45,7 +46,7 @@ flags.DEFINE_float("noise_px", None, "pose3d: Gaussian noise (pixels) on the 2D 
 RUN_FLAGS = ("seed", "batch_size", "steps", "beta", "learning_rate", "gan_loss", "reconstruction", "gating",
              "supervised_weight", "reconstruction_weight")
 TASK_FLAGS = ("dataset", "data_dir", "bias", "mask", "image_size", "attribute", "width", "model", "generator",
-              "components", "noise_px", "keypoints")
+              "components", "noise_px", "keypoints", "critic_input")
 
 
 def overrides(names: tuple[str, ...]) -> dict:

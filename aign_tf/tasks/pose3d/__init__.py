@@ -31,12 +31,14 @@ from aign_tf.tasks.pose3d import data, figures, metrics, model as networks, skel
 
 MODELS = ("forward2d3d", "interpreter", "aign")
 GENERATORS = ("heatmap", "mlp")
+CRITIC_INPUTS = ("shape", "params")
 
 DEFAULTS = {
     "steps": 3000, "batch_size": 64, "beta": 0.01, "learning_rate": 1e-4, "supervised_weight": 1.0,
     "reconstruction_weight": 1.0,
     "options": {"model": "aign", "generator": "heatmap", "components": 30, "noise_px": 0.0, "width": 32,
-                "train_cameras": 8, "test_cameras": 4, "keypoints": None, "image_size": None},
+                "train_cameras": 8, "test_cameras": 4, "keypoints": None, "image_size": None,
+                "critic_input": "shape"},
 }
 
 
@@ -53,6 +55,8 @@ def _check(config: Config) -> None:
         raise UserError(f"unknown pose model {o['model']!r}; use one of {', '.join(MODELS)}")
     if o["generator"] not in GENERATORS:
         raise UserError(f"unknown generator {o['generator']!r}; use one of {', '.join(GENERATORS)}")
+    if o["critic_input"] not in CRITIC_INPUTS:
+        raise UserError(f"unknown critic input {o['critic_input']!r}; use one of {', '.join(CRITIC_INPUTS)}")
     if o["noise_px"] < 0:
         raise UserError(f"--noise_px must be >= 0, got {o['noise_px']}")
 
@@ -85,7 +89,11 @@ def build_model(config: Config) -> AIGN:
     _check(config)
     pose_basis = basis(config)
     regime = config.options["model"]
-    critics = {"shape": networks.critic(pose_basis.mean.shape[0] // 3)} if regime == "aign" else None
+    critics = None
+    if regime == "aign" and config.options["critic_input"] == "shape":
+        critics = {"shape": networks.critic((pose_basis.mean.shape[0] // 3, 3), "shape")}
+    elif regime == "aign":
+        critics = {"params": networks.critic((pose_basis.num_components + 7,), "params")}
     return AIGN(networks.generator(pose_basis, config.options["generator"], config.options["width"]),
                 networks.render_keypoints, critics, beta=config.beta, reconstruction=config.reconstruction,
                 gan_loss=config.gan_loss, supervised_weight=config.supervised_weight,
@@ -98,7 +106,10 @@ def train_data(config: Config) -> tf.data.Dataset:
     train, _ = _canonical(config.seed)
     paired = data.views(train, config.options["train_cameras"], seed=config.seed,
                         noise_px=config.options["noise_px"])
-    memories = np.concatenate(list(train.values()))
+    memories = {"shape": np.concatenate(list(train.values()))}
+    if config.options["critic_input"] == "params":  # (alpha, R, f) of training skeletons and sampled cameras
+        angles, focal = data.sample_cameras(len(memories["shape"]), seed=config.seed + 3)
+        memories = {"params": networks.parameter_vector(basis(config).encode(memories["shape"]), angles, focal)}
 
     def stream(arrays: dict, seed: int) -> tf.data.Dataset:
         size = len(next(iter(arrays.values())))
@@ -107,7 +118,7 @@ def train_data(config: Config) -> tf.data.Dataset:
     zipped = tf.data.Dataset.zip(
         stream({"keypoints": unlabelled_keypoints(config)}, config.seed),
         stream({"keypoints": data.normalized(paired.keypoints), "pose": paired.pose}, config.seed + 1),
-        stream({"shape": memories}, config.seed + 2))
+        stream(memories, config.seed + 2))
     batches = zipped.batch(config.batch_size, drop_remainder=True).map(
         lambda x, p, m: {"inputs": {"keypoints": x["keypoints"]}, "observed": x["keypoints"], "memories": m,
                          "paired": {"inputs": {"keypoints": p["keypoints"]}, "targets": {"pose": p["pose"]}}})

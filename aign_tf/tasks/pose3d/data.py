@@ -74,6 +74,14 @@ def views(canonical: dict[str, np.ndarray], cameras_per_frame: int, seed: int, n
     return Views(keypoints.astype(np.float32), pose.astype(np.float32), shapes.astype(np.float32), clip)
 
 
+def sample_cameras(n: int, seed: int, cameras: Cameras = Cameras()) -> tuple[np.ndarray, np.ndarray]:
+    """Euler angles (elevation, azimuth, 0) [n, 3] of R = Rx Ry Rz and focal lengths [n] in pixels."""
+    rng = np.random.default_rng(seed)
+    angles = np.stack([np.radians(rng.uniform(*cameras.elevation_deg, n)), rng.uniform(0, 2 * np.pi, n),
+                       np.zeros(n)], -1)
+    return angles.astype(np.float32), rng.uniform(*cameras.focal_px, n).astype(np.float32)
+
+
 def normalized(keypoints: np.ndarray) -> np.ndarray:
     """Pixels -> [-1, 1] image coordinates around the principal point (the generator's input)."""
     return ((keypoints - IMAGE_SIZE / 2) / (IMAGE_SIZE / 2)).astype(np.float32)

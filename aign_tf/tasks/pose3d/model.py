@@ -7,11 +7,13 @@ S = mean + sum_k alpha_k B_k and the camera-frame pose R S (pelvis at the origin
 Renderer (eq. 2): x_2D = f (R S + T)_xy / (R S + T)_z + c, in the generator's normalised image
 coordinates, compared with the input keypoints (L2).
 Critic: five FC layers (512, 512, 256, 256, 1; leaky ReLU, batch norm) on canonical skeletons
-against memories, canonical skeletons of the training clips.
+against memories, canonical skeletons of the training clips; or, as the supplementary says, on the
+generator's parameters (alpha, R, f) against those of training skeletons seen by sampled cameras.
 """
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from aign_tf.nets import layers
@@ -76,8 +78,24 @@ def generator(basis: PoseBasis, kind: str = "heatmap", width: int = 64) -> keras
     camera_params = keras.layers.Dense(4, name="camera", **head)(x)  # log f, t_x, t_y, log t_z
     shape, pose = SkeletonHead(basis)(alpha, angles)
     focal, translation = CameraHead()(camera_params)
+    params = ParameterVector()(alpha, angles, focal)
     return keras.Model({"keypoints": keypoints}, {"shape": shape, "pose": pose, "angles": angles, "focal": focal,
-                                                  "translation": translation}, name="pose_generator")
+                                                  "translation": translation, "params": params},
+                       name="pose_generator")
+
+
+class ParameterVector(keras.layers.Layer):
+    """(alpha, angles, focal) -> [alpha, sin angles, cos angles, log(f / typical f)]: what the
+    supplementary's critic reads instead of the skeleton (`critic_input="params"`)."""
+
+    def call(self, alpha, angles, focal):
+        return tf.concat([alpha, tf.sin(angles), tf.cos(angles), tf.math.log(focal / FOCAL_SCALE)], axis=-1)
+
+
+def parameter_vector(alpha: np.ndarray, angles: np.ndarray, focal_px: np.ndarray) -> np.ndarray:
+    """NumPy twin of `ParameterVector` for memories: focal length in pixels."""
+    focal = focal_px[:, None] / (data.IMAGE_SIZE / 2)
+    return np.concatenate([alpha, np.sin(angles), np.cos(angles), np.log(focal / FOCAL_SCALE)], -1).astype(np.float32)
 
 
 class CameraHead(keras.layers.Layer):
@@ -95,11 +113,12 @@ def render_keypoints(predictions: dict, inputs: dict) -> tuple[tf.Tensor, None]:
     return camera.project(points, focal, tf.zeros_like(focal)), None
 
 
-def critic(num_joints: int) -> keras.Model:
-    """Five FC layers (512, 512, 256, 256, 1), leaky ReLU and batch norm, on canonical skeletons."""
-    skeleton = keras.Input((num_joints, 3), name="shape")
-    x = keras.layers.Flatten()(skeleton)
+def critic(input_shape: tuple[int, ...], name: str) -> keras.Model:
+    """Five FC layers (512, 512, 256, 256, 1), leaky ReLU and batch norm, on canonical skeletons
+    [J, 3] or on parameter vectors [K + 7]."""
+    inputs = keras.Input(input_shape, name=name)
+    x = keras.layers.Flatten()(inputs)
     for units in (512, 512, 256, 256):
         x = layers.dense(x, units)
     score = keras.layers.Dense(1, kernel_initializer=layers.initializer())(x)
-    return keras.Model(skeleton, score, name="pose_critic")
+    return keras.Model(inputs, score, name=f"{name}_critic")
