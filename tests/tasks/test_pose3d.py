@@ -331,3 +331,25 @@ def test_train_then_evaluate_and_draw(tmp_path, config, canonical):
     assert picture.shape[1] > 100 and picture.shape[2] > 100
     assert 0.0 <= float(tf.reduce_min(picture)) and float(tf.reduce_max(picture)) <= 1.0
     assert float(tf.reduce_min(picture)) < float(tf.reduce_max(picture))
+
+
+def test_params_critic_reads_alpha_rotation_focal_of_memories_and_predictions():
+    config = pose3d.TASK.config(**{**TINY, "critic_input": "params", "batch_size": 16})
+    model = pose3d.build_model(config)
+    assert set(model.critics) == {"params"} and model.critics["params"].input_shape == (None, 10 + 7)
+    batch = next(iter(pose3d.train_data(config)))
+    memories = batch["memories"]["params"].numpy()
+    basis = pose3d.basis(config)
+    # Memory alphas decode to canonical training skeletons; angles are (elevation, azimuth, 0) in range.
+    shapes = basis.decode(memories[:, :10])
+    np.testing.assert_allclose(shapes[:, skeleton.PELVIS], 0.0, atol=0.05)
+    angles = np.arctan2(memories[:, 10:13], memories[:, 13:16])
+    assert np.all(np.abs(angles[:, 2]) < 1e-6)
+    assert np.all((angles[:, 0] >= np.radians(-10.01)) & (angles[:, 0] <= np.radians(30.01)))
+    focal_px = np.exp(memories[:, 16]) * networks.FOCAL_SCALE * data.IMAGE_SIZE / 2
+    assert np.all((focal_px >= 399.9) & (focal_px <= 900.1))
+    # The generator's vector is the same function of its own alpha, angles and focal length.
+    out = model.generator(batch["inputs"])
+    alpha = keras.Model(model.generator.inputs, model.generator.get_layer("alpha").output)(batch["inputs"]).numpy()
+    want = networks.parameter_vector(alpha, out["angles"].numpy(), out["focal"].numpy()[:, 0] * data.IMAGE_SIZE / 2)
+    np.testing.assert_allclose(out["params"].numpy(), want, rtol=1e-5, atol=1e-5)
