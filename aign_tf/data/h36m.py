@@ -28,7 +28,6 @@ import os
 import pickle
 import zipfile
 import zlib
-import zlib
 from collections.abc import Sequence
 
 import numpy as np

@@ -26,8 +26,6 @@ flags.DEFINE_string("from_dir", None, "Model dir of the trained model to adapt."
 
 FLAGS = flags.FLAGS
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise UserError(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
     task = registry.get_task(cli.require("task"))
     if task.predict is None:
         raise UserError(f"task {task.name} has no unlabelled-input mode; fine-tune it with train --init_from")

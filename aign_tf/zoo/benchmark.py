@@ -191,8 +191,6 @@ def measure(task: Task, config: Config, *, warmup: int = 5, steps: int = DEFAULT
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise UserError(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
     task = registry.get_task(cli.require("task"))
     config = task.config(**cli.overrides(cli.RUN_FLAGS + cli.TASK_FLAGS))
     steps = DEFAULT_STEPS if FLAGS.steps is None else FLAGS.steps

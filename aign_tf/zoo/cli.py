@@ -73,6 +73,8 @@ def run(main: Callable[[list[str]], None]) -> None:
     """absl `app.run` where flag errors and `UserError` end with one line on stderr and status 2."""
     def guarded(argv):
         try:
+            if len(argv) > 1:
+                raise UserError(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
             main(argv)
         except UserError as error:
             print(f"error: {error}", file=sys.stderr)

@@ -57,8 +57,6 @@ def evaluate_dir(task: Task, model_dir: str, options: dict) -> tuple[dict[str, f
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise UserError(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
     task = registry.get_task(cli.require("task"))
     model_dirs = [d for d in cli.require("model_dir").split(",") if d]
     options = cli.overrides(cli.TASK_FLAGS)

@@ -24,8 +24,6 @@ FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise UserError(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
     task = registry.get_task(cli.require("task"))
     config = task.config(**cli.overrides(cli.RUN_FLAGS + cli.TASK_FLAGS))
     if config.steps < 1 or config.batch_size < 1:

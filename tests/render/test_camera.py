@@ -6,21 +6,7 @@ import tensorflow as tf
 
 from aign_tf.errors import UserError
 from aign_tf.render import camera
-
-
-def rot_x(a):
-    c, s = np.cos(a), np.sin(a)
-    return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
-
-
-def rot_y(a):
-    c, s = np.cos(a), np.sin(a)
-    return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
-
-
-def rot_z(a):
-    c, s = np.cos(a), np.sin(a)
-    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+from tests.numpy_reference import rot_x, rot_y, rot_z
 
 
 def assert_jacobians_close(function, inputs, atol=1e-6):

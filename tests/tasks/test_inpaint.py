@@ -1,5 +1,4 @@
 """Inpainting: masks, the mask renderer on true images, biased memories, evaluate end to end."""
-import json
 
 import numpy as np
 import pytest

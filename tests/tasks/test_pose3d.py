@@ -11,25 +11,11 @@ from aign_tf.errors import UserError
 from aign_tf.tasks import pose3d
 from aign_tf.tasks.pose3d import data, model as networks, skeleton
 from aign_tf.zoo import trainer
+from tests.numpy_reference import rot_x as _rx, rot_y as _ry, rot_z as _rz
 
 TINY = dict(steps=2, batch_size=8, width=4, components=10, generator="mlp", train_cameras=1, test_cameras=1)
 PELVIS, RIGHT_HIP, LEFT_HIP, NECK, LEFT_SHOULDER = 0, 1, 4, 7, 9
 HALF = data.IMAGE_SIZE / 2
-
-
-def _rx(a):
-    c, s = np.cos(a), np.sin(a)
-    return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
-
-
-def _ry(b):
-    c, s = np.cos(b), np.sin(b)
-    return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
-
-
-def _rz(c_):
-    c, s = np.cos(c_), np.sin(c_)
-    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
 
 
 def _kabsch(source, target):

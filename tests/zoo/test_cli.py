@@ -6,7 +6,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 
 TINY = ["--steps=6", "--batch_size=8", "--width=8", "--summary_every=2", "--image_every=3", "--checkpoint_every=2"]
 
