@@ -5,7 +5,7 @@
 
 Starts from the weights of --from_dir and its configuration (task flags given here override it;
 --model picks the losses that adapt: interpreter = reprojection (Sup3), aign = reprojection +
-adversarial prior (Sup3+Sup4); a critic the source model lacks starts from scratch), trains
+adversarial prior (Sup3+Sup4); the generator starts from --from_dir's, a critic from scratch), trains
 --steps steps with the unlabelled --keypoints file as inputs, and writes the predictions on that
 file to MODEL_DIR/predictions.npz. --steps=0 only predicts with --from_dir's weights.
 """

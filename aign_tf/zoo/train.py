@@ -18,7 +18,7 @@ flags.DEFINE_enum("strategy", "default", list(trainer.STRATEGIES),
 flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints.")
 flags.DEFINE_integer("summary_every", 50, "Steps between progress / TensorBoard scalar updates.")
 flags.DEFINE_integer("image_every", 500, "Steps between TensorBoard image grids.")
-flags.DEFINE_string("init_from", None, "Start a fresh model_dir from the model weights of this model dir (fine-tuning).")
+flags.DEFINE_string("init_from", None, "Start a fresh model_dir from the generator weights of this model dir (fine-tuning).")
 
 FLAGS = flags.FLAGS
 

@@ -130,8 +130,8 @@ def train(task: Task, config: Config, model_dir: str, *, strategy: tf.distribute
           init_from: str | None = None, verbose: bool = True) -> dict[str, float]:
     """Trains (or resumes) `config` in `model_dir` up to `config.steps`; returns the last logged metrics.
 
-    A fresh model_dir starts from the model weights of `init_from`'s latest checkpoint if given
-    (fine-tuning, test-time adaptation); the optimizers and the step start anew."""
+    A fresh model_dir starts from the generator weights of `init_from`'s latest checkpoint if given
+    (fine-tuning, test-time adaptation); critics, optimizers and the step start anew."""
     stored = read_config(model_dir)
     if stored is not None and stored.task != config.task:
         raise UserError(f"{model_dir} holds a {stored.task!r} model, not {config.task!r}; use another --model_dir")
@@ -149,9 +149,14 @@ def train(task: Task, config: Config, model_dir: str, *, strategy: tf.distribute
         latest = tf.train.latest_checkpoint(os.path.join(init_from, "checkpoints"))
         if latest is None:
             raise UserError(f"--init_from={init_from} holds no checkpoint; train that model first")
-        tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+        try:  # the generator must match exactly; critics and optimizers start anew
+            tf.train.Checkpoint(model=tf.train.Checkpoint(generator=model.generator)).restore(
+                latest).assert_existing_objects_matched()
+        except (AssertionError, ValueError) as error:
+            raise UserError(f"the generator in {latest} does not fit this model ({str(error).splitlines()[0]}); "
+                            "use the source model's task options") from None
         if verbose:
-            print(f"{task.name}: generator and critics initialised from {latest}")
+            print(f"{task.name}: generator initialised from {latest}")
     if chief:
         write_config(model_dir, config)
     manager = tf.train.CheckpointManager(checkpoint, os.path.join(work_dir, "checkpoints"), max_to_keep=3,

@@ -1,9 +1,13 @@
 """Test-time adaptation command: predictions on a keypoints file, clear errors."""
+import dataclasses
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
+
+from aign_tf.errors import UserError
 
 from aign_tf.tasks import pose3d
 from aign_tf.zoo import trainer
@@ -40,6 +44,19 @@ def test_adapt_predicts_on_a_keypoints_file_and_rejects_bad_input(tmp_path):
     predicted = np.load(tmp_path / "predicted" / "predictions.npz")
     np.testing.assert_allclose(predicted["pose"], want, atol=1e-5)  # --steps=0: the source model as is
     adapted = np.load(tmp_path / "adapted" / "predictions.npz")
+    # The adapted generator started from the source's: two Adam steps at lr 1e-4 move each weight by
+    # at most ~2e-4, while another initialisation differs by ~1e-2.
+    adapted_model, _ = trainer.load_for_inference(
+        pose3d.TASK, dataclasses.replace(config, options={**config.options, "model": "aign"}), str(tmp_path / "adapted"))
+    fresh, _ = trainer.build(pose3d.TASK, dataclasses.replace(config, seed=1))
+    distance = lambda a, b: max(float(np.abs(x.numpy() - y.numpy()).max())
+                                for x, y in zip(a.generator.trainable_variables, b.generator.trainable_variables))
+    assert distance(adapted_model, model) < 1e-3 < distance(fresh, model)
+    # A generator of another shape is refused.
+    with pytest.raises(UserError, match="does not fit"):
+        trainer.train(pose3d.TASK, pose3d.TASK.config(**{**config.options, "width": 8, "steps": 1,
+                                                          "batch_size": 8}), str(tmp_path / "mismatch"),
+                      strategy=tf.distribute.get_strategy(), init_from=str(source), verbose=False)
     assert adapted["pose"].shape == (5, 15, 3) and not np.allclose(adapted["pose"], want)
     for name, expected in (("no loss", "no unsupervised loss"), ("bad file", "bad.npz")):
         (out, err), code = results[name]
