@@ -42,9 +42,9 @@ DEFAULTS = {
 }
 
 
-@functools.lru_cache(maxsize=4)
-def _canonical(seed: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    del seed  # the split by clip is fixed
+@functools.lru_cache(maxsize=1)
+def _canonical() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(train, test) clips in the canonical frame; the split by clip is fixed."""
     train, test = deepmimic.clip_split()
     return data.canonical_clips(train), data.canonical_clips(test)
 
@@ -63,14 +63,14 @@ def _check(config: Config) -> None:
 
 def basis(config: Config) -> skeleton.PoseBasis:
     """PCA basis of the canonical training skeletons."""
-    train, _ = _canonical(config.seed)
+    train, _ = _canonical()
     return skeleton.pca_basis(np.concatenate(list(train.values())), config.options["components"])
 
 
 def test_views(config: Config) -> data.Views:
     """The unlabelled test inputs (and their held-out truth): each test frame through fixed cameras."""
     _check(config)
-    _, test = _canonical(config.seed)
+    _, test = _canonical()
     return data.views(test, config.options["test_cameras"], seed=10_000 + config.seed,
                       noise_px=config.options["noise_px"])
 
@@ -103,7 +103,7 @@ def build_model(config: Config) -> AIGN:
 
 def train_data(config: Config) -> tf.data.Dataset:
     _check(config)
-    train, _ = _canonical(config.seed)
+    train, _ = _canonical()
     paired = data.views(train, config.options["train_cameras"], seed=config.seed,
                         noise_px=config.options["noise_px"])
     memories = {"shape": np.concatenate(list(train.values()))}
@@ -125,23 +125,26 @@ def train_data(config: Config) -> tf.data.Dataset:
     return batches.prefetch(tf.data.AUTOTUNE)
 
 
-def eval_data(config: Config) -> tf.data.Dataset:
-    """The unlabelled inputs in order, with their 3D truth when they are the test views."""
-    keypoints = unlabelled_keypoints(config)
+def _eval_batches(config: Config, keypoints: np.ndarray) -> tf.data.Dataset:
     examples = {"inputs": {"keypoints": keypoints}, "observed": keypoints}
     if config.options["keypoints"] is None:
         examples["targets"] = {"pose": test_views(config).pose}
     return tf.data.Dataset.from_tensor_slices(examples).batch(config.batch_size)
 
 
+def eval_data(config: Config) -> tf.data.Dataset:
+    """The unlabelled inputs in order, with their 3D truth when they are the test views."""
+    return _eval_batches(config, unlabelled_keypoints(config))
+
+
 def predict(model: AIGN, config: Config) -> dict[str, np.ndarray]:
     """The model's predictions on the unlabelled inputs, with their reprojection error in pixels."""
-    outputs = [model(batch["inputs"], training=False) for batch in eval_data(config)]
+    keypoints = unlabelled_keypoints(config)
+    outputs = [model(batch["inputs"], training=False) for batch in _eval_batches(config, keypoints)]
     predicted = {k: np.concatenate([o[k].numpy() for o in outputs]) for k in outputs[0]}
     rendered, _ = networks.render_keypoints({k: tf.constant(v) for k, v in predicted.items()}, None)
     size = float(config.options["image_size"] or data.IMAGE_SIZE)
-    predicted["reprojection_px"] = np.linalg.norm((rendered.numpy() - unlabelled_keypoints(config)) * size / 2,
-                                                  axis=-1).mean(axis=-1)
+    predicted["reprojection_px"] = np.linalg.norm((rendered.numpy() - keypoints) * size / 2, axis=-1).mean(axis=-1)
     return predicted
 
 
