@@ -4,7 +4,8 @@ Every function returns one value per example (shape [B]), so that the caller can
 `tf.nn.compute_average_loss` and stay correct under any `tf.distribute` strategy.
 
 Critic outputs are unbounded scores ("logits"); a critic may output one score per example or one
-per patch (fully convolutional critics): scores are averaged over all non-batch axes.
+per patch (fully convolutional critics, one probabilistic output per image sub-region): the loss
+is taken per score, then averaged over all non-batch axes.
 
 The discriminator losses are the *mean* of the term on memories and the term on predictions, so
 that with the logistic loss a critic at chance (D = 1/2 everywhere) scores ln 2 ~ 0.693: the unit
@@ -59,14 +60,16 @@ def discriminator_loss(real_scores: tf.Tensor, fake_scores: tf.Tensor, kind: str
     least_squares:     [(s_m - 1)^2 + s_g^2] / 2
     hinge:             [relu(1 - s_m) + relu(1 + s_g)] / 2
     """
-    real, fake = per_example_mean(real_scores), per_example_mean(fake_scores)
+    real, fake = real_scores, fake_scores
     if kind == "logistic":
-        return 0.5 * (tf.nn.softplus(-real) + tf.nn.softplus(fake))
-    if kind == "least_squares":
-        return 0.5 * (tf.square(real - 1.0) + tf.square(fake))
-    if kind == "hinge":
-        return 0.5 * (tf.nn.relu(1.0 - real) + tf.nn.relu(1.0 + fake))
-    raise UserError(f"unknown GAN loss {kind!r}; use one of {', '.join(GAN_LOSSES)}")
+        real_term, fake_term = tf.nn.softplus(-real), tf.nn.softplus(fake)
+    elif kind == "least_squares":
+        real_term, fake_term = tf.square(real - 1.0), tf.square(fake)
+    elif kind == "hinge":
+        real_term, fake_term = tf.nn.relu(1.0 - real), tf.nn.relu(1.0 + fake)
+    else:
+        raise UserError(f"unknown GAN loss {kind!r}; use one of {', '.join(GAN_LOSSES)}")
+    return 0.5 * (per_example_mean(real_term) + per_example_mean(fake_term))
 
 
 def generator_adversarial_loss(fake_scores: tf.Tensor, kind: str = "logistic") -> tf.Tensor:
@@ -75,13 +78,12 @@ def generator_adversarial_loss(fake_scores: tf.Tensor, kind: str = "logistic") -
     logistic: the non-saturating -log D(G(x)) in place of log(1 - D(G(x))) of eq. (1);
     least_squares: (s_g - 1)^2 / 2; hinge: -s_g.
     """
-    fake = per_example_mean(fake_scores)
     if kind == "logistic":
-        return tf.nn.softplus(-fake)
+        return per_example_mean(tf.nn.softplus(-fake_scores))
     if kind == "least_squares":
-        return 0.5 * tf.square(fake - 1.0)
+        return per_example_mean(0.5 * tf.square(fake_scores - 1.0))
     if kind == "hinge":
-        return -fake
+        return per_example_mean(-fake_scores)
     raise UserError(f"unknown GAN loss {kind!r}; use one of {', '.join(GAN_LOSSES)}")
 
 

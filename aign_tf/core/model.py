@@ -15,7 +15,9 @@ The generator returns a dict of predicted factors {factor: [B, ...]}; the render
 `rendered`. Each critic D_i scores one factor.
 
 Generator objective: reconstruction_weight * reconstruction + beta * sum_i adversarial_i
-+ supervised_weight * supervised, each term a batch mean. The paper's baselines are this model
++ supervised_weight * supervised + regularizer_weight * regularizer, each term a batch mean. The
+optional regularizer is a hand-made prior on the predictions (e.g. depth smoothness, the paper's
+smooth-IGN baseline), (predictions, batch) -> [B]. The paper's baselines are this model
 with other weights (e.g. Forward2Dto3D: supervised only; 3D interpreter: no critics). Discriminator objective: sum_i critic loss_i.
 Both are computed in one forward pass, gated (`aign_tf.core.gating`), and applied with separate
 optimizers. All losses are scaled with `tf.nn.compute_average_loss`, so the same global batch
@@ -33,6 +35,7 @@ from aign_tf.core.gating import Gating
 from aign_tf.errors import UserError
 
 Renderer = Callable[[dict, object], "tuple[tf.Tensor, tf.Tensor | None]"]
+Regularizer = Callable[[dict, dict], tf.Tensor]
 
 
 def global_mean(per_example: tf.Tensor, global_batch_size: int | None = None) -> tuple[tf.Tensor, tf.Tensor]:
@@ -69,7 +72,8 @@ class AIGN(keras.Model):
     def __init__(self, generator: keras.Model, renderer: Renderer, critics: dict[str, keras.Model] | None = None,
                  *, beta: float = 1.0, reconstruction: str = "l2", gan_loss: str = "logistic",
                  reconstruction_weight: float = 1.0,
-                 supervised_weight: float = 0.0, gating: Gating = Gating(),
+                 supervised_weight: float = 0.0, regularizer: Regularizer | None = None,
+                 regularizer_weight: float = 0.0, gating: Gating = Gating(),
                  global_batch_size: int | None = None, **kwargs):
         super().__init__(**kwargs)
         if reconstruction not in losses.RECONSTRUCTION_LOSSES:
@@ -88,6 +92,8 @@ class AIGN(keras.Model):
         self.gan_loss = gan_loss
         self.supervised_weight = float(supervised_weight)
         self.reconstruction_weight = float(reconstruction_weight)
+        self.regularizer = regularizer if regularizer_weight > 0 else None
+        self.regularizer_weight = float(regularizer_weight)
         self.gating = gating if self.critics else Gating(enabled=False)
         self.global_batch_size = global_batch_size
         names = ["reconstruction", "g_total"]
@@ -95,6 +101,8 @@ class AIGN(keras.Model):
             names += ["g_adversarial", "d_loss", "d_acc_memories", "d_acc_predictions"]
         if self.supervised_weight > 0:
             names.append("supervised")
+        if self.regularizer is not None:
+            names.append("regularizer")
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
         self.update_trackers = {name: keras.metrics.Mean(name=name) for name in ("g_updated", "d_updated")}
 
@@ -155,15 +163,20 @@ class AIGN(keras.Model):
             names = sorted(set(paired["targets"]) & set(paired_predictions))
             out["supervised"] = tf.add_n([losses.supervised_loss(paired_predictions[n], paired["targets"][n])
                                           for n in names])
+        if self.regularizer is not None:
+            out["regularizer"] = self.regularizer(predictions, batch)
         return out
 
     def generator_objective(self, terms: dict) -> tf.Tensor:
-        """reconstruction_weight * reconstruction + beta * adversarial + supervised_weight * supervised."""
+        """reconstruction_weight * reconstruction + beta * adversarial + supervised_weight * supervised
+        + regularizer_weight * regularizer."""
         total = self.reconstruction_weight * terms["reconstruction"]
         if self.critics:
             total += self.beta * terms["g_adversarial"]
         if self.supervised_weight > 0:
             total += self.supervised_weight * terms["supervised"]
+        if self.regularizer is not None:
+            total += self.regularizer_weight * terms["regularizer"]
         return total
 
     def _update_trackers(self, per_example: dict) -> tuple[dict, dict]:

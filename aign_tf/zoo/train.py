@@ -18,6 +18,7 @@ flags.DEFINE_enum("strategy", "default", list(trainer.STRATEGIES),
 flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints.")
 flags.DEFINE_integer("summary_every", 50, "Steps between progress / TensorBoard scalar updates.")
 flags.DEFINE_integer("image_every", 500, "Steps between TensorBoard image grids.")
+flags.DEFINE_integer("eval_every", 0, "Steps between held-out evaluations (TensorBoard eval/, curves.jsonl); 0 = none.")
 flags.DEFINE_string("init_from", None, "Start a fresh model_dir from the generator weights of this model dir (fine-tuning).")
 
 FLAGS = flags.FLAGS
@@ -31,10 +32,12 @@ def main(argv: list[str]) -> None:
     for name in ("checkpoint_every", "summary_every", "image_every"):
         if FLAGS[name].value < 1:
             raise UserError(f"--{name} must be positive")
+    if FLAGS.eval_every < 0:
+        raise UserError("--eval_every must be >= 0 (0 = no evaluation during training)")
     model_dir = FLAGS.model_dir or os.path.join("runs", task.name)
     trainer.train(task, config, model_dir, strategy=trainer.make_strategy(FLAGS.strategy),
                   checkpoint_every=FLAGS.checkpoint_every, summary_every=FLAGS.summary_every,
-                  image_every=FLAGS.image_every, init_from=FLAGS.init_from)
+                  image_every=FLAGS.image_every, eval_every=FLAGS.eval_every, init_from=FLAGS.init_from)
     print(f"model_dir: {model_dir}  (evaluate: python -m aign_tf.zoo.evaluate --task={task.name} "
           f"--model_dir={model_dir}; TensorBoard: tensorboard --logdir={model_dir})")
 

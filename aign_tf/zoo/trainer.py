@@ -8,6 +8,8 @@ model_dir layout:
     config.json          the run's Config (task, hyperparameters, options)
     checkpoints/         tf.train.Checkpoint files (model, g_optimizer, d_optimizer, step)
     train/               TensorBoard event files
+    eval/                TensorBoard event files of the held-out metrics (with --eval_every)
+    curves.jsonl         the same metrics, one JSON line {"step": ..., metric: value} per evaluation
     samples/             the latest image grid as PNG
 """
 from __future__ import annotations
@@ -127,8 +129,11 @@ def make_train_step(model: AIGN, strategy: tf.distribute.Strategy, step: tf.Vari
 
 def train(task: Task, config: Config, model_dir: str, *, strategy: tf.distribute.Strategy,
           checkpoint_every: int = 500, summary_every: int = 50, image_every: int = 500,
-          init_from: str | None = None, verbose: bool = True) -> dict[str, float]:
+          eval_every: int = 0, init_from: str | None = None, verbose: bool = True) -> dict[str, float]:
     """Trains (or resumes) `config` in `model_dir` up to `config.steps`; returns the last logged metrics.
+
+    With eval_every > 0 the task's held-out metrics are measured at the start, every eval_every steps
+    and at the end (learning curves, e.g. the paper's Figure 3).
 
     A fresh model_dir starts from the generator weights of `init_from`'s latest checkpoint if given
     (fine-tuning, test-time adaptation); critics, optimizers and the step start anew."""
@@ -175,6 +180,9 @@ def train(task: Task, config: Config, model_dir: str, *, strategy: tf.distribute
 
     train_step = make_train_step(model, strategy, checkpoint.step)
     writer = tf.summary.create_file_writer(os.path.join(work_dir, "train"))
+    eval_writer = tf.summary.create_file_writer(os.path.join(work_dir, "eval")) if eval_every else None
+    if eval_every and start == 0:
+        record_evaluation(task, model, config, model_dir, 0, eval_writer, chief)
     progress = keras.utils.Progbar(config.steps, stateful_metrics=[m.name for m in model.metrics] + ["examples/s"],
                                    verbose=1 if verbose else 0)
     logs: dict[str, float] = {}
@@ -203,10 +211,45 @@ def train(task: Task, config: Config, model_dir: str, *, strategy: tf.distribute
             if chief:
                 os.makedirs(os.path.join(model_dir, "samples"), exist_ok=True)
                 save_png(os.path.join(model_dir, "samples", "latest.png"), grid)
+        if eval_every and (step % eval_every == 0 or last):
+            record_evaluation(task, model, config, model_dir, step, eval_writer, chief)
         if step % checkpoint_every == 0 or last:
             manager.save(checkpoint_number=step)
     writer.flush()
     return logs
+
+
+def record_evaluation(task: Task, model: AIGN, config: Config, model_dir: str, step: int,
+                      writer: tf.summary.SummaryWriter, chief: bool) -> dict[str, float]:
+    """Measures the task's held-out metrics now; TensorBoard `eval/` and a line of curves.jsonl."""
+    metrics = task.evaluate(model, config)
+    with writer.as_default(step=step):
+        for name, value in metrics.items():
+            tf.summary.scalar(name, value)
+    writer.flush()
+    if chief:
+        with open(os.path.join(model_dir, "curves.jsonl"), "a") as f:
+            f.write(json.dumps({"step": step, **metrics}, sort_keys=True) + "\n")
+    return metrics
+
+
+def read_curves(model_dir: str) -> dict[int, dict[str, float]]:
+    """{step: metrics} from model_dir/curves.jsonl; a step measured twice (a resumed run) keeps its
+    latest measurement."""
+    path = os.path.join(model_dir, "curves.jsonl")
+    if not os.path.exists(path):
+        raise UserError(f"{path} does not exist; train with --eval_every=N to record learning curves")
+    curves = {}
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                curves[int(record.pop("step"))] = record
+            except (ValueError, KeyError):
+                continue  # a line cut short by a killed run
+    return dict(sorted(curves.items()))
 
 
 def load_for_inference(task: Task, config: Config, model_dir: str) -> tuple[AIGN, int]:

@@ -53,6 +53,16 @@ def test_critic_at_chance_scores_ln2_and_patches_are_averaged():
     np.testing.assert_allclose(losses.generator_adversarial_loss(zeros).numpy(), [math.log(2)] * 4, rtol=1e-6)
 
 
+def test_patch_critic_loss_is_the_mean_of_per_patch_losses():
+    """One probabilistic output per patch: -log sigmoid per patch, then the mean (not the loss of the mean score)."""
+    real = np.array([[[[2.0], [-1.0]], [[0.5], [3.0]]]], np.float32)  # [1, 2, 2, 1]
+    fake = np.array([[[[-2.0], [1.0]], [[0.0], [4.0]]]], np.float32)
+    softplus = lambda v: np.log1p(np.exp(v))  # noqa: E731
+    want = 0.5 * (softplus(-real).mean() + softplus(fake).mean())
+    np.testing.assert_allclose(losses.discriminator_loss(real, fake).numpy(), [want], rtol=1e-6)
+    np.testing.assert_allclose(losses.generator_adversarial_loss(fake).numpy(), [softplus(-fake).mean()], rtol=1e-6)
+
+
 def test_unknown_loss_names_are_user_errors():
     with pytest.raises(UserError, match="unknown GAN loss"):
         losses.discriminator_loss(tf.zeros([1, 1]), tf.zeros([1, 1]), "wasserstein")

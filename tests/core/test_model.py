@@ -130,3 +130,16 @@ def test_supervised_term_reads_a_separate_paired_batch():
     with pytest.raises(UserError, match="paired"):
         del data["paired"]
         model.test_step(data)
+
+
+def test_regularizer_term_weighted_into_generator_objective():
+    """A hand-made prior (e.g. smoothness) on the predictions: its own tracker and weight."""
+    def l1_norm(predictions, batch):
+        return tf.reduce_sum(tf.abs(predictions["z"]), axis=1)
+
+    model = toy_model(gating=Gating(enabled=False), regularizer=l1_norm, regularizer_weight=0.5)
+    logs = model.test_step(batch())
+    np.testing.assert_allclose(float(logs["regularizer"]), 1.0, rtol=1e-6)  # |-1| + |0|
+    want = float(logs["reconstruction"]) + float(logs["g_adversarial"]) + 0.5 * 1.0
+    np.testing.assert_allclose(float(logs["g_total"]), want, rtol=1e-5)
+    assert "regularizer" not in toy_model(regularizer=l1_norm).trackers  # weight 0: off

@@ -1,0 +1,242 @@
+"""The Virtual KITTI 1.3.1 reader on tiny datasets written in the real layout (full 1242x375 frames)."""
+import functools
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from aign_tf.data import vkitti
+from aign_tf.errors import UserError
+
+FULL_H, FULL_W = 375, 1242
+HEIGHT, WIDTH = 64, 192
+YAW = 0.05  # radians the camera turns before each step
+SKY_ROWS = 3  # the top rows of every depth map are sky
+DEPTH_CLONE = "vkitti_1.3.1_depthgt/0001/clone"
+
+
+def ry(angle):
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+
+
+def world_to_camera(count, step, yaw):
+    """[count, 4, 4]: frame k turns by `yaw` about y, then moves `step` metres along its new optical axis."""
+    out, centre = [], np.zeros(3)
+    for k in range(count):
+        rotation = ry(k * yaw)  # camera to world
+        if k:
+            centre = centre + step * rotation[:, 2]
+        matrix = np.eye(4)
+        matrix[:3, :3] = rotation.T
+        matrix[:3, 3] = -rotation.T @ centre
+        out.append(matrix)
+    return np.stack(out)
+
+
+def depth_cm(k):
+    """uint16 [375, 1242] depth of frame k in cm: depends on row, column and frame; sky at the top."""
+    rows, columns = np.mgrid[:FULL_H, :FULL_W]
+    depth = 100 + 40 * columns + rows + 1000 * k
+    depth[:SKY_ROWS] = 65535
+    return depth.astype(np.uint16)
+
+
+@functools.lru_cache(maxsize=None)
+def rgb_png(k):
+    """PNG bytes of frame k: smooth gradients in red and green, blue = 40 * k."""
+    rows, columns = np.mgrid[:FULL_H, :FULL_W]
+    rgb = np.stack([columns * 255 // (FULL_W - 1), rows * 255 // (FULL_H - 1), np.full_like(rows, 40 * k)], -1)
+    return png_bytes(Image.fromarray(rgb.astype(np.uint8)))
+
+
+@functools.lru_cache(maxsize=None)
+def depth_png(k):
+    return png_bytes(Image.fromarray(depth_cm(k)))
+
+
+def png_bytes(image):
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def write_variation(root, sequence, variation, count, step=0.8, yaw=YAW):
+    """Writes `count` frames of (sequence, variation) in the VKITTI 1.3.1 layout."""
+    rgb_dir = root / "vkitti_1.3.1_rgb" / sequence / variation
+    depth_dir = root / "vkitti_1.3.1_depthgt" / sequence / variation
+    rgb_dir.mkdir(parents=True)
+    depth_dir.mkdir(parents=True)
+    for k in range(count):
+        (rgb_dir / f"{k:05d}.png").write_bytes(rgb_png(k))
+        (depth_dir / f"{k:05d}.png").write_bytes(depth_png(k))
+    poses = world_to_camera(count, step, yaw)
+    lines = ["frame r1,1 r1,2 r1,3 t1 r2,1 r2,2 r2,3 t2 r3,1 r3,2 r3,3 t3 0 0 0 1"]
+    lines += [f"{k} " + " ".join(repr(float(v)) for v in pose.ravel()) for k, pose in enumerate(poses)]
+    extrinsics = root / "vkitti_1.3.1_extrinsicsgt" / f"{sequence}_{variation}.txt"
+    extrinsics.parent.mkdir(exist_ok=True)
+    extrinsics.write_text("\n".join(lines) + "\n")
+
+
+def load(root, sequences=("0001",), **kwargs):
+    return vkitti.load_pairs(str(root), sequences, height=HEIGHT, width=WIDTH, **kwargs)
+
+
+def nearest(count, source):
+    """Source index of each output pixel centre: round((i + 0.5) * source / count - 0.5)."""
+    return np.round((np.arange(count) + 0.5) * source / count - 0.5).astype(int)
+
+
+def test_camera_is_scaled_for_the_output_size():
+    camera = vkitti.camera(HEIGHT, WIDTH)
+    assert (camera.height, camera.width) == (HEIGHT, WIDTH)
+    np.testing.assert_allclose(camera.focal, (725.0 * WIDTH / FULL_W, 725.0 * HEIGHT / FULL_H))
+    np.testing.assert_allclose(camera.principal_point,
+                               ((620.5 + 0.5) * WIDTH / FULL_W - 0.5, (187.0 + 0.5) * HEIGHT / FULL_H - 0.5))
+    with pytest.raises(UserError, match="multiples of 16"):
+        vkitti.camera(60, WIDTH)
+
+
+def test_round_trip(tmp_path):
+    write_variation(tmp_path, "0001", "clone", 4)
+    pairs = load(tmp_path)
+    assert pairs["image1"].shape == pairs["image2"].shape == (3, HEIGHT, WIDTH, 3)
+    assert pairs["image1"].dtype == pairs["image2"].dtype == np.uint8
+    assert pairs["depth1"].shape == (3, HEIGHT, WIDTH, 1) and pairs["depth1"].dtype == np.float32
+    np.testing.assert_array_equal(pairs["sequence"], [0, 0, 0])
+    # Pair k is (frame k, frame k + 1): the blue channel is 40 * frame, unchanged by area resampling.
+    np.testing.assert_array_equal(pairs["image1"][..., 2], np.full((3, HEIGHT, WIDTH), [[[0]], [[40]], [[80]]]))
+    np.testing.assert_array_equal(pairs["image2"][..., 2], np.full((3, HEIGHT, WIDTH), [[[40]], [[80]], [[120]]]))
+    # The red gradient along x survives the resize.
+    assert pairs["image1"][0, 10, 0, 0] < 5 and pairs["image1"][0, 10, -1, 0] > 250
+    # Each step turns by YAW then moves 0.8 m forward: X2 = Ry(-YAW) X1 + (0, 0, -0.8).
+    np.testing.assert_allclose(pairs["rotation"], np.broadcast_to(ry(-YAW), (3, 3, 3)), atol=1e-6)
+    np.testing.assert_allclose(pairs["translation"], np.broadcast_to([0.0, 0.0, -0.8], (3, 3)), atol=1e-6)
+    # Depth: the exact centimetres of the nearest source pixel, in metres; the sky stays 655.35 m.
+    rows, columns = nearest(HEIGHT, FULL_H), nearest(WIDTH, FULL_W)
+    for k in range(3):
+        expected = depth_cm(k)[rows[:, None], columns].astype(np.float32) / np.float32(100)
+        np.testing.assert_array_equal(pairs["depth1"][k, ..., 0], expected)
+    assert rows[0] < SKY_ROWS <= rows[1]
+    np.testing.assert_array_equal(pairs["depth1"][:, 0], np.float32(655.35))
+
+
+def test_pure_forward_motion(tmp_path):
+    write_variation(tmp_path, "0001", "clone", 3, yaw=0.0)
+    pairs = load(tmp_path)
+    np.testing.assert_allclose(pairs["rotation"], np.broadcast_to(np.eye(3), (2, 3, 3)), atol=1e-7)
+    np.testing.assert_allclose(pairs["translation"], np.broadcast_to([0.0, 0.0, -0.8], (2, 3)), atol=1e-7)
+
+
+def test_stride_pairs_every_frame_with_the_one_stride_later(tmp_path):
+    write_variation(tmp_path, "0001", "clone", 5)
+    pairs = load(tmp_path, stride=2)
+    # Pairs (0, 2), (1, 3), (2, 4), in order.
+    np.testing.assert_array_equal(pairs["image1"][:, 0, 0, 2], [0, 40, 80])
+    np.testing.assert_array_equal(pairs["image2"][:, 0, 0, 2], [80, 120, 160])
+    np.testing.assert_array_equal(pairs["depth1"][:, -1, 0, 0] * 100 // 1000, [0, 1, 2])
+    # Two steps: turn, move, turn, move: R = Ry(-2 YAW), T = -0.8 Ry(-YAW) e_z - 0.8 e_z.
+    np.testing.assert_allclose(pairs["rotation"], np.broadcast_to(ry(-2 * YAW), (3, 3, 3)), atol=1e-6)
+    expected_t = [0.8 * np.sin(YAW), 0.0, -0.8 * np.cos(YAW) - 0.8]
+    np.testing.assert_allclose(pairs["translation"], np.broadcast_to(expected_t, (3, 3)), atol=1e-6)
+    np.testing.assert_array_equal(load(tmp_path, stride=2, max_frames=3)["image1"][:, 0, 0, 2], [0])
+
+
+def test_sequences_and_variations_in_order(tmp_path):
+    # Written out of order; each (sequence, variation) moves its own step length per frame.
+    written = [(0.8, "0006", "fog"), (0.6, "0002", "fog"), (0.5, "0002", "clone"), (0.7, "0006", "clone")]
+    for step, sequence, variation in written:
+        write_variation(tmp_path, sequence, variation, 3, step=step)
+    write_variation(tmp_path, "0006", "rain", 3)  # not asked for
+    pairs = load(tmp_path, ("0002", "0006"), variations=("clone", "fog"))
+    np.testing.assert_array_equal(pairs["sequence"], [0, 0, 1, 1, 2, 2, 3, 3])
+    np.testing.assert_allclose(pairs["translation"][:, 2], np.repeat([-0.5, -0.6, -0.7, -0.8], 2), atol=1e-6)
+    assert len(load(tmp_path, ("0002", "0006"), variations=("clone", "fog"), max_frames=2)["sequence"]) == 4
+
+
+def test_split_matches_the_paper():
+    assert vkitti.TEST_SEQUENCES == ("0001",)
+    assert set(vkitti.TRAIN_SEQUENCES) | set(vkitti.TEST_SEQUENCES) == set(vkitti.SEQUENCES)
+    assert len(vkitti.VARIATIONS) == 10 and "clone" in vkitti.VARIATIONS
+
+
+def rewrite_extrinsics(root, edit):
+    path = root / "vkitti_1.3.1_extrinsicsgt" / "0001_clone.txt"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(edit(lines)) + "\n")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"sequences": ("0003",)}, "unknown VKITTI sequence '0003'"),
+    ({"variations": ("snow",)}, "unknown VKITTI variation 'snow'"),
+    ({"variations": ("fog",)}, r"vkitti_1.3.1_rgb/0001/fog is missing: unpack the VKITTI 1.3.1 rgb, depthgt"),
+    ({"height": 60}, "multiples of 16"),
+    ({"max_frames": 1}, "max_frames 1 is too small"),
+    ({"max_frames": 2, "stride": 2}, "has 2 frames to read .*stride 2 need at least 3"),
+    ({"stride": 3}, "has 3 frames to read .*stride 3 need at least 4"),
+    ({"stride": 0}, "use stride >= 1"),
+])
+def test_bad_arguments(tmp_path, kwargs, message):
+    write_variation(tmp_path, "0001", "clone", 3)
+    arguments = {"data_dir": str(tmp_path), "sequences": ("0001",), "height": HEIGHT, "width": WIDTH, **kwargs}
+    with pytest.raises(UserError, match=message):
+        vkitti.load_pairs(**arguments)
+
+
+def test_missing_data_dir(tmp_path):
+    with pytest.raises(UserError, match="VKITTI data directory .*nowhere does not exist"):
+        load(tmp_path / "nowhere")
+
+
+def test_missing_depth_frame(tmp_path):
+    write_variation(tmp_path, "0001", "clone", 3)
+    (tmp_path / DEPTH_CLONE / "00001.png").unlink()
+    with pytest.raises(UserError, match=r"depth frame .*00001.png is missing"):
+        load(tmp_path)
+
+
+def test_depth_not_16_bit(tmp_path):
+    write_variation(tmp_path, "0001", "clone", 3)
+    Image.fromarray(np.zeros((FULL_H, FULL_W), np.uint8)).save(tmp_path / DEPTH_CLONE / "00002.png")
+    with pytest.raises(UserError, match=r"00002.png is a PNG of mode L, not 16-bit"):
+        load(tmp_path)
+
+
+def test_depth_and_rgb_of_different_sizes(tmp_path):
+    write_variation(tmp_path, "0001", "clone", 3)
+    Image.fromarray(np.zeros((187, 621), np.uint16)).save(tmp_path / DEPTH_CLONE / "00000.png")
+    with pytest.raises(UserError, match=r"depth .*00000.png is 621x187 pixels but its image .* is 1242x375"):
+        load(tmp_path)
+
+
+def test_rgb_of_the_wrong_size(tmp_path):
+    write_variation(tmp_path, "0001", "clone", 3)
+    Image.fromarray(np.zeros((187, 621, 3), np.uint8)).save(tmp_path / "vkitti_1.3.1_rgb/0001/clone/00000.png")
+    with pytest.raises(UserError, match=r"00000.png is 621x187 pixels, VKITTI 1.3.1 frames are 1242x375"):
+        load(tmp_path)
+
+
+@pytest.mark.parametrize("edit", [
+    lambda lines: lines[:2] + [lines[2].rsplit(" ", 1)[0]] + lines[3:],
+    lambda lines: lines[:2] + [lines[2].replace(" 1.0", " one", 1)] + lines[3:],
+])
+def test_malformed_extrinsics_line(tmp_path, edit):
+    write_variation(tmp_path, "0001", "clone", 3)
+    rewrite_extrinsics(tmp_path, edit)
+    with pytest.raises(UserError, match=r"0001_clone.txt line 3 is malformed"):
+        load(tmp_path)
+
+
+def test_extrinsics_missing_a_frame(tmp_path):
+    write_variation(tmp_path, "0001", "clone", 3)
+    rewrite_extrinsics(tmp_path, lambda lines: lines[:3])
+    with pytest.raises(UserError, match="no line for frame 2"):
+        load(tmp_path)
+
+
+def test_missing_extrinsics_file(tmp_path):
+    write_variation(tmp_path, "0001", "clone", 3)
+    (tmp_path / "vkitti_1.3.1_extrinsicsgt" / "0001_clone.txt").unlink()
+    with pytest.raises(UserError, match="extrinsics file .*0001_clone.txt is missing"):
+        load(tmp_path)
