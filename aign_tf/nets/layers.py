@@ -52,3 +52,17 @@ def dense(x, units: int, *, norm: bool = True):
     if norm:
         x = batch_norm()(x)
     return keras.layers.LeakyReLU(0.2)(x)
+
+
+def encoder_decoder(x, widths: tuple[int, ...], out_channels: int, name: str):
+    """A U-Net: strided conv layers (`widths`, halving the size each), then transposed conv layers
+    back to the input size with a skip connection from every encoder level (and the input), and a
+    linear 3x3 conv to `out_channels`. The input sides must be divisible by 2 ** len(widths)."""
+    skips = []
+    for i, width in enumerate(widths):
+        skips.append(x)
+        x = conv(x, width, strides=2, norm=i > 0)
+    for skip, width in zip(reversed(skips), reversed((widths[0],) + tuple(widths[:-1]))):
+        x = conv(x, width, transpose=True, activation="relu")
+        x = keras.layers.Concatenate()([x, skip])
+    return keras.layers.Conv2D(out_channels, 3, padding="same", kernel_initializer=initializer(), name=name)(x)

@@ -27,26 +27,35 @@ flags.DEFINE_boolean("gating", None, "Supplementary update gating (theta_d=0.695
 flags.DEFINE_float("supervised_weight", None, "Weight of the supervised term on paired targets (0 = unpaired AIGN).")
 flags.DEFINE_float("reconstruction_weight", None, "Weight of the reconstruction (render) loss.")
 # Task options (each task reads the ones it declares).
-flags.DEFINE_string("dataset", None, "Image collection: mnist (embedded), fashion_mnist or celeb_a.")
-flags.DEFINE_string("data_dir", None, "Directory holding the dataset files (fashion_mnist, celeb_a).")
+flags.DEFINE_string("dataset", None, "inpaint: mnist (embedded), fashion_mnist or celeb_a; sfm: driving or vkitti.")
+flags.DEFINE_string("data_dir", None, "Directory holding the dataset files (fashion_mnist, celeb_a, vkitti; "
+                    "the driving world's cache).")
 flags.DEFINE_string("bias", None, "Keep only this class in the memories, e.g. 8 or Big_Lips.")
 flags.DEFINE_string("mask", None, "Hidden region: center, bottom, mouth or random.")
 flags.DEFINE_integer("image_size", None, "Side of square images for collections that are resized (celeb_a).")
 flags.DEFINE_string("attribute", None, "CelebA attribute used as the class label, e.g. Big_Lips.")
 flags.DEFINE_integer("width", None, "Channels of the first conv layer of generator and critic (doubling deeper).")
 
-flags.DEFINE_string("model", None, "pose3d: forward2d3d (Sup1+2), interpreter (+Sup3) or aign (+Sup4).")
+flags.DEFINE_string("model", None, "pose3d: forward2d3d (Sup1+2), interpreter (+Sup3) or aign (+Sup4); "
+                    "sfm: aign, depth_aign, smooth_ign, ign or pretrain.")
 flags.DEFINE_string("generator", None, "pose3d: heatmap (conv on Gaussian heatmaps) or mlp (on keypoints).")
 flags.DEFINE_integer("components", None, "pose3d: PCA components of the skeleton basis.")
 flags.DEFINE_string("critic_input", None, "pose3d: the critic reads canonical skeletons (shape) or (alpha, R, f) (params).")
 flags.DEFINE_string("keypoints", None, "pose3d: 2D keypoints without 3D truth (.npz, .npy or .json), [N, J, 2] "
                     "pixels, principal point at the image centre; --image_size gives the image side.")
 flags.DEFINE_float("noise_px", None, "pose3d: Gaussian noise (pixels) on the 2D keypoints, a stand-in for detections.")
+flags.DEFINE_string("frame_size", None, "sfm: HEIGHTxWIDTH of the frames, multiples of 16, e.g. 64x192.")
+flags.DEFINE_integer("train_sequences", None, "sfm (driving): streets of paired training examples.")
+flags.DEFINE_integer("memory_sequences", None, "sfm (driving): streets whose depth and motion are the memories.")
+flags.DEFINE_integer("test_sequences", None, "sfm (driving): held-out streets, the unlabelled inputs.")
+flags.DEFINE_integer("sequence_frames", None, "sfm (driving): frames per street.")
+flags.DEFINE_float("smoothness", None, "sfm: weight of the depth smoothness prior of --model=smooth_ign.")
 
 RUN_FLAGS = ("seed", "batch_size", "steps", "beta", "learning_rate", "gan_loss", "reconstruction", "gating",
              "supervised_weight", "reconstruction_weight")
 TASK_FLAGS = ("dataset", "data_dir", "bias", "mask", "image_size", "attribute", "width", "model", "generator",
-              "components", "noise_px", "keypoints", "critic_input")
+              "components", "noise_px", "keypoints", "critic_input", "frame_size", "train_sequences",
+              "memory_sequences", "test_sequences", "sequence_frames", "smoothness")
 
 
 def overrides(names: tuple[str, ...]) -> dict:

@@ -9,6 +9,7 @@ from aign_tf.tasks.base import Task
 TASKS = {
     "inpaint": "aign_tf.tasks.inpaint",
     "pose3d": "aign_tf.tasks.pose3d",
+    "sfm": "aign_tf.tasks.sfm",
 }
 
 

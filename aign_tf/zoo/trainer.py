@@ -156,7 +156,7 @@ def train(task: Task, config: Config, model_dir: str, *, strategy: tf.distribute
             raise UserError(f"--init_from={init_from} holds no checkpoint; train that model first")
         try:  # the generator must match exactly; critics and optimizers start anew
             tf.train.Checkpoint(model=tf.train.Checkpoint(generator=model.generator)).restore(
-                latest).assert_existing_objects_matched()
+                latest).assert_existing_objects_matched().expect_partial()
         except (AssertionError, ValueError) as error:
             raise UserError(f"the generator in {latest} does not fit this model ({str(error).splitlines()[0]}); "
                             "use the source model's task options") from None

@@ -1,0 +1,219 @@
+"""Structure from motion: depth and egomotion from pairs of frames (paper §2.2, §3.2): `--task=sfm`.
+
+Data (`--dataset`): `driving`, the procedural driving world of `aign_tf.data.driving` (streets
+held out by seed), or `vkitti`, Virtual KITTI 1.3.1 under `--data_dir` (sequence 0001 test, the
+other four training, as in the paper). Three streams of frame pairs:
+
+    test     the unlabelled inputs of every self-supervised model (the paper trains on the test
+             videos without their labels and reports the curves there); their depth and motion
+             are only read by `evaluate`
+    memory   depth maps and relative motions of unrelated sequences: the critics' memories
+    train    paired examples: their exact optical flow trains the flow network in every model;
+             depth and motion too in the supervised `pretrain` model
+
+Models (`--model`), by the paper's names:
+
+    aign        photometric loss + depth critic + motion critic
+    depth_aign  photometric loss + depth critic
+    smooth_ign  photometric loss + depth smoothness (`--smoothness`)
+    ign         photometric loss only
+    pretrain    supervised on the training sequences' depth, motion and flow ("Pretrain");
+                `--init_from` a pretrain model dir then gives "Pret.+SelfSup"
+
+Networks and renderer: `aign_tf.tasks.sfm.model`; metrics and the geometric baseline:
+`aign_tf.tasks.sfm.metrics`.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import tensorflow as tf
+
+from aign_tf.core import AIGN, Gating
+from aign_tf.data import frames
+from aign_tf.errors import UserError
+from aign_tf.render import warp
+from aign_tf.tasks.base import Config, Task
+from aign_tf.tasks.sfm import metrics, model as networks
+
+MODELS = ("aign", "depth_aign", "smooth_ign", "ign", "pretrain")
+DATASETS = ("driving", "vkitti")
+
+DEFAULTS = {
+    "steps": 3000, "batch_size": 8, "beta": 0.01, "learning_rate": 1e-4, "reconstruction": "l1",
+    "supervised_weight": 1.0,
+    "options": {"model": "aign", "dataset": "driving", "data_dir": None, "frame_size": "64x192",
+                "train_sequences": 16, "memory_sequences": 8, "test_sequences": 4, "sequence_frames": 40,
+                "width": 16, "smoothness": 0.1},
+}
+
+
+def frame_size(config: Config) -> tuple[int, int]:
+    text = str(config.options["frame_size"])
+    try:
+        height, width = (int(side) for side in text.lower().split("x"))
+    except ValueError:
+        raise UserError(f"--frame_size={text} is not HEIGHTxWIDTH, e.g. --frame_size=64x192") from None
+    frames.check_frame_size(height, width)
+    return height, width
+
+
+def _check(config: Config) -> None:
+    o = config.options
+    if o["model"] not in MODELS:
+        raise UserError(f"unknown sfm model {o['model']!r}; use one of {', '.join(MODELS)}")
+    if o["dataset"] not in DATASETS:
+        raise UserError(f"unknown sfm dataset {o['dataset']!r}; use one of {', '.join(DATASETS)}")
+    if o["dataset"] == "vkitti" and not o["data_dir"]:
+        raise UserError("--dataset=vkitti needs --data_dir, the directory holding the unpacked "
+                        "vkitti_1.3.1_rgb, vkitti_1.3.1_depthgt and vkitti_1.3.1_extrinsicsgt folders")
+    frame_size(config)
+
+
+def intrinsics(config: Config) -> frames.Intrinsics:
+    _check(config)
+    height, width = frame_size(config)
+    if config.options["dataset"] == "vkitti":
+        from aign_tf.data import vkitti  # pylint: disable=import-outside-toplevel
+        return vkitti.camera(height, width)
+    from aign_tf.data import driving  # pylint: disable=import-outside-toplevel
+    return driving.camera(height, width)
+
+
+def pairs(config: Config, split: str) -> dict:
+    """The frame pairs of one stream ("train", "memory" or "test"), as `aign_tf.data.frames` arrays."""
+    _check(config)
+    o = config.options
+    return _load_pairs(o["dataset"], o["data_dir"], frame_size(config), split, o[f"{split}_sequences"],
+                       o["sequence_frames"])
+
+
+@functools.lru_cache(maxsize=6)
+def _load_pairs(dataset: str, data_dir: str | None, size: tuple[int, int], split: str, sequences: int,
+                sequence_frames: int) -> dict:
+    height, width = size
+    if dataset == "vkitti":
+        from aign_tf.data import vkitti  # pylint: disable=import-outside-toplevel
+        names = vkitti.TEST_SEQUENCES if split == "test" else vkitti.TRAIN_SEQUENCES
+        return vkitti.load_pairs(data_dir, names, height=height, width=width)
+    from aign_tf.data import driving  # pylint: disable=import-outside-toplevel
+    return driving.load_pairs(split, height=height, width=width, sequences=sequences,
+                              num_frames=sequence_frames, data_dir=data_dir)
+
+
+def build_model(config: Config) -> AIGN:
+    _check(config)
+    camera = intrinsics(config)
+    regime = config.options["model"]
+    critics = {}
+    if regime in ("aign", "depth_aign"):
+        critics["log_depth"] = networks.depth_critic(camera.height, camera.width, 2 * config.options["width"])
+    if regime == "aign":
+        critics["motion"] = networks.motion_critic()
+    return AIGN(networks.generator(camera, config.options["width"]), networks.renderer(camera), critics,
+                beta=config.beta, reconstruction=config.reconstruction, gan_loss=config.gan_loss,
+                supervised_weight=config.supervised_weight,
+                reconstruction_weight=0.0 if regime == "pretrain" else config.reconstruction_weight,
+                regularizer=networks.depth_smoothness if regime == "smooth_ign" else None,
+                regularizer_weight=config.options["smoothness"] if regime == "smooth_ign" else 0.0,
+                gating=Gating(enabled=config.gating))
+
+
+def _examples(arrays: dict, camera: frames.Intrinsics, batch_size: int, *, shuffle_seed: int | None) -> tf.data.Dataset:
+    """Batches of {"inputs": {image1, image2} in [0, 1], "observed": image1, "targets": {log_depth,
+    motion [R | T], flow}}, the flow exact from the true depth and motion."""
+    dataset = tf.data.Dataset.from_tensor_slices({k: arrays[k] for k in frames.PAIR_KEYS})
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(len(arrays["image1"]), seed=shuffle_seed).repeat()
+    focal = tf.constant(camera.focal, tf.float32)
+    principal_point = tf.constant(camera.principal_point, tf.float32)
+
+    def example(pair):
+        image1 = tf.cast(pair["image1"], tf.float32) / 255.0
+        image2 = tf.cast(pair["image2"], tf.float32) / 255.0
+        _, flow = warp.flow_from_depth_and_motion(pair["depth1"], pair["rotation"], pair["translation"],
+                                                  focal, principal_point)
+        motion = tf.concat([tf.reshape(pair["rotation"], [-1, 9]), pair["translation"]], axis=-1)
+        return {"inputs": {"image1": image1, "image2": image2}, "observed": image1,
+                "targets": {"log_depth": tf.math.log(tf.maximum(pair["depth1"], warp.MIN_DEPTH)),
+                            "motion": motion, "flow": flow}}
+
+    return dataset.batch(batch_size, drop_remainder=shuffle_seed is not None).map(example, tf.data.AUTOTUNE)
+
+
+def train_data(config: Config) -> tf.data.Dataset:
+    camera, size = intrinsics(config), config.batch_size
+    train = _examples(pairs(config, "train"), camera, size, shuffle_seed=config.seed)
+    if config.options["model"] == "pretrain":  # supervised on the training sequences
+        return train.prefetch(tf.data.AUTOTUNE)
+    inputs = _examples(pairs(config, "test"), camera, size, shuffle_seed=config.seed + 1)
+    memories = _examples(pairs(config, "memory"), camera, size, shuffle_seed=config.seed + 2)
+    paired = _examples(pairs(config, "train"), camera, max(size // 2, 1), shuffle_seed=config.seed)
+
+    def combine(x, m, p):
+        return {"inputs": x["inputs"], "observed": x["observed"],
+                "memories": {"log_depth": m["targets"]["log_depth"], "motion": m["targets"]["motion"]},
+                "paired": {"inputs": p["inputs"], "targets": {"flow": p["targets"]["flow"]}}}
+
+    return tf.data.Dataset.zip(inputs, memories, paired).map(combine).prefetch(tf.data.AUTOTUNE)
+
+
+def eval_data(config: Config) -> tf.data.Dataset:
+    """The test pairs in order, with their true depth, motion and flow."""
+    return _examples(pairs(config, "test"), intrinsics(config), config.batch_size, shuffle_seed=None)
+
+
+def evaluate(model: AIGN, config: Config) -> dict[str, float]:
+    """Depth, camera and photometric errors on the test pairs (Table 3, Figure 3), the flow network's
+    end-point error, the predicted-to-true median depth ratio (scale drift), and the geometric
+    baseline on the flow network's flow (`geometric/...`) and on the exact flow (`geometric_exact_flow/...`)."""
+    camera = intrinsics(config)
+    magnitude = float(np.linalg.norm(pairs(config, "train")["translation"], axis=-1).mean())
+    per_example: dict[str, list] = {}
+
+    def add(values: dict, prefix: str = "") -> None:
+        for name, value in values.items():
+            per_example.setdefault(prefix + name, []).append(np.asarray(value))
+
+    for batch in eval_data(config):
+        predictions = model(batch["inputs"], training=False)
+        rendered, valid = model.renderer(predictions, batch["inputs"])
+        targets = {k: v.numpy() for k, v in batch["targets"].items()}
+        true_rotation, true_translation = targets["motion"][:, :9].reshape(-1, 3, 3), targets["motion"][:, 9:]
+        depth, true_depth = np.exp(predictions["log_depth"].numpy()), np.exp(targets["log_depth"])
+        add(metrics.camera_errors(predictions["rotation"].numpy(), predictions["translation"].numpy(),
+                                  true_rotation, true_translation))
+        add(metrics.depth_errors(depth, true_depth))
+        photometric = np.abs(rendered.numpy() - batch["observed"].numpy()) * valid.numpy()
+        add({"photometric_l1": photometric.sum((1, 2, 3)) / np.maximum(valid.numpy().sum((1, 2, 3)) * 3, 1),
+             "flow_epe_px": np.linalg.norm(predictions["flow"].numpy() - targets["flow"], axis=-1).mean((1, 2)),
+             "depth_scale_ratio": np.median(depth.reshape(len(depth), -1), 1)
+             / np.median(true_depth.reshape(len(depth), -1), 1)})
+        for prefix, flows in (("geometric/", predictions["flow"].numpy()), ("geometric_exact_flow/", targets["flow"])):
+            motions = [metrics.geometric_motion(flow, camera, magnitude) for flow in flows]
+            add(metrics.camera_errors(np.stack([m[0] for m in motions]), np.stack([m[1] for m in motions]),
+                                      true_rotation, true_translation), prefix)
+    result = {name: float(np.concatenate(values).mean()) for name, values in per_example.items()}
+    result["examples"] = float(len(np.concatenate(per_example["trl_err"])))
+    return result
+
+
+def depth_image(log_depth: tf.Tensor) -> tf.Tensor:
+    """Log depth -> an image in [0, 1]: 4 m / depth (near is bright)."""
+    return tf.clip_by_value(4.0 * tf.exp(-log_depth), 0.0, 1.0)
+
+
+def images(model: AIGN, batch: dict) -> dict[str, tf.Tensor]:
+    predictions = model(batch["inputs"], training=False)
+    rendered, valid = model.renderer(predictions, batch["inputs"])
+    grids = {"frame1": batch["inputs"]["image1"], "frame2": batch["inputs"]["image2"],
+             "render (frame 2 warped)": rendered * valid, "depth": depth_image(predictions["log_depth"])}
+    if "targets" in batch and "log_depth" in batch["targets"]:
+        grids["true depth"] = depth_image(batch["targets"]["log_depth"])
+    if "memories" in batch:
+        grids["memory depth"] = depth_image(batch["memories"]["log_depth"])
+    return grids
+
+
+TASK = Task("sfm", DEFAULTS, build_model, train_data, eval_data, evaluate, images)
