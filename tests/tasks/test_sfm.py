@@ -76,6 +76,9 @@ def test_generator_heads_follow_the_paper_conventions(config):
         want = rot_x(angles[0]) @ rot_y(angles[1]) @ rot_z(angles[2])  # R = Rx Ry Rz (sec. 2.2)
         np.testing.assert_allclose(rotation, want, atol=1e-6)
         np.testing.assert_allclose(motion, np.concatenate([want.ravel(), translation]), atol=1e-6)
+    angles, translation, _, _ = networks.MotionHead()(tf.constant([[20.0, -0.1, 0.0, 1.0, 2.0, -3.0]]))
+    np.testing.assert_allclose(angles.numpy()[0], networks.MAX_ANGLE * np.tanh([20.0, -0.1, 0.0]), rtol=1e-6)
+    np.testing.assert_allclose(translation.numpy()[0], [1.0, 2.0, -3.0])  # metres, unbounded
     fields = networks.AngleFields(camera.principal_point)(tf.constant([[[[1.0, 1.0]] * 96] * 32])).numpy()
     np.testing.assert_allclose(fields[0, 3, 90], [np.pi / 4, np.arctan2(3 - camera.principal_point[1],
                                                                        90 - camera.principal_point[0])], rtol=1e-6)
@@ -144,7 +147,7 @@ def test_train_with_curves_then_evaluate_and_plot(tmp_path, config):
     assert {"reconstruction", "supervised", "d_loss", "g_adversarial"} <= set(logs)
     curves = trainer.read_curves(model_dir)
     assert list(curves) == [0, 1, 2]
-    want = {"trl_err", "rot_err", "trl_mag_err", "trl_ang_err", "depth_l1_log", "depth_abs_rel", "photometric_l1",
+    want = {"trl_err", "rot_err", "trl_mag_err", "trl_ang_err", "depth_l1_log", "depth_abs_rel", "photometric_l1", "in_view",
             "flow_epe_px", "depth_scale_ratio", "examples"}
     want |= {f"{p}/{m}" for p in ("geometric", "geometric_exact_flow")
              for m in ("trl_err", "rot_err", "trl_mag_err", "trl_ang_err")}

@@ -165,7 +165,8 @@ def eval_data(config: Config) -> tf.data.Dataset:
 
 
 def evaluate(model: AIGN, config: Config) -> dict[str, float]:
-    """Depth, camera and photometric errors on the test pairs (Table 3, Figure 3), the flow network's
+    """Depth, camera and photometric errors on the test pairs (Table 3, Figure 3; the photometric error
+    over the pixels that stay in view, `in_view` the share of those), the flow network's
     end-point error, the predicted-to-true median depth ratio (scale drift), and the geometric
     baseline on the flow network's flow (`geometric/...`) and on the exact flow (`geometric_exact_flow/...`)."""
     camera = intrinsics(config)
@@ -187,6 +188,7 @@ def evaluate(model: AIGN, config: Config) -> dict[str, float]:
         add(metrics.depth_errors(depth, true_depth))
         photometric = np.abs(rendered.numpy() - batch["observed"].numpy()) * valid.numpy()
         add({"photometric_l1": photometric.sum((1, 2, 3)) / np.maximum(valid.numpy().sum((1, 2, 3)) * 3, 1),
+             "in_view": valid.numpy().mean((1, 2, 3)),
              "flow_epe_px": np.linalg.norm(predictions["flow"].numpy() - targets["flow"], axis=-1).mean((1, 2)),
              "depth_scale_ratio": np.median(depth.reshape(len(depth), -1), 1)
              / np.median(true_depth.reshape(len(depth), -1), 1)})

@@ -5,7 +5,8 @@ Generator, from two consecutive frames I1, I2 (float RGB in [0, 1]):
                     FlowNet; trained only by its supervised term on the exact flow of the training
                     sequences, so the exported model needs nothing but the two frames)
   egomotion network [I1, I2, flow, flow angle, static angle field] -> VGG-like strided convs ->
-                    one FC layer -> 6 numbers: Euler angles (R = Rx Ry Rz) and translation T (metres)
+                    one FC layer -> 6 numbers: Euler angles (R = Rx Ry Rz), each bounded to
+                    +-MAX_ANGLE by a tanh, and translation T (metres)
   depth network     U-Net on I1 -> log depth [H, W, 1]
 The egomotion network reads the flow through a stop-gradient: the photometric loss trains depth
 and egomotion, never the flow network.
@@ -30,6 +31,10 @@ from aign_tf.render import camera, warp
 LOG_DEPTH_OFFSET = math.log(10.0)  # the depth network's output is log(depth / 10 m)
 FLOW_SCALE = 10.0  # the flow network's output is flow / 10 px
 UNET_WIDTHS = (1, 2, 4, 8)  # times the `width` option
+# Bound of each Euler angle between two consecutive frames (radians). Unbounded angles let an early
+# adversarial push turn the camera around, every pixel then leaves the view and the photometric
+# loss has nothing left to pull back with.
+MAX_ANGLE = 0.5
 
 
 class AngleFields(keras.layers.Layer):
@@ -52,11 +57,13 @@ class AngleFields(keras.layers.Layer):
 
 
 class MotionHead(keras.layers.Layer):
-    """[B, 6] (Euler angles, translation) -> rotation [B, 3, 3] = Rx Ry Rz and motion [B, 12] = [R | T]."""
+    """[B, 6] raw outputs -> Euler angles [B, 3] = MAX_ANGLE tanh(raw), translation [B, 3],
+    rotation [B, 3, 3] = Rx Ry Rz and motion [B, 12] = [R | T]."""
 
     def call(self, raw):
-        rotation = camera.rotation_xyz(raw[:, :3])
-        return rotation, tf.concat([tf.reshape(rotation, [-1, 9]), raw[:, 3:]], axis=-1)
+        angles, translation = MAX_ANGLE * tf.tanh(raw[:, :3]), raw[:, 3:]
+        rotation = camera.rotation_xyz(angles)
+        return angles, translation, rotation, tf.concat([tf.reshape(rotation, [-1, 9]), translation], axis=-1)
 
 
 def generator(intrinsics: Intrinsics, width: int) -> keras.Model:
@@ -72,11 +79,11 @@ def generator(intrinsics: Intrinsics, width: int) -> keras.Model:
         x = layers.conv(x, filters, kernel=3, strides=2, norm=i > 0)
     raw_motion = keras.layers.Dense(6, kernel_initializer=layers.initializer(), name="egomotion")(
         keras.layers.Flatten()(x))
-    rotation, motion = MotionHead()(raw_motion)
+    angles, translation, rotation, motion = MotionHead()(raw_motion)
 
     log_depth = keras.layers.Rescaling(1.0, offset=LOG_DEPTH_OFFSET, name="log_depth")(
         layers.encoder_decoder(image1, widths, 1, "depth_out"))
-    outputs = {"log_depth": log_depth, "angles": raw_motion[:, :3], "translation": raw_motion[:, 3:],
+    outputs = {"log_depth": log_depth, "angles": angles, "translation": translation,
                "rotation": rotation, "motion": motion, "flow": flow}
     return keras.Model({"image1": image1, "image2": image2}, outputs, name="sfm_generator")
 
