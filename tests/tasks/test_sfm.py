@@ -148,8 +148,8 @@ def test_train_with_curves_then_evaluate_and_plot(tmp_path, config):
     curves = trainer.read_curves(model_dir)
     assert list(curves) == [0, 1, 2]
     want = {"trl_err", "rot_err", "trl_mag_err", "trl_ang_err", "depth_l1_log", "depth_abs_rel", "photometric_l1", "in_view",
-            "flow_epe_px", "depth_scale_ratio", "examples"}
-    want |= {f"{p}/{m}" for p in ("geometric", "geometric_exact_flow")
+            "flow_epe_px", "farneback_flow_epe_px", "depth_scale_ratio", "examples"}
+    want |= {f"{p}/{m}" for p in ("geometric", "geometric_exact_flow", "geometric_farneback")
              for m in ("trl_err", "rot_err", "trl_mag_err", "trl_ang_err")}
     assert set(curves[2]) == want
     assert curves[2]["examples"] == 1 * (TINY["sequence_frames"] - 1)

@@ -55,3 +55,14 @@ def test_geometric_baseline_without_motion_returns_identity():
     r, t = metrics.geometric_motion(np.zeros((16, 32, 2)), camera, magnitude=1.0)
     np.testing.assert_array_equal(r, np.eye(3))
     np.testing.assert_array_equal(t, np.zeros(3))
+
+
+def test_classical_flow_finds_a_known_shift():
+    """Farneback's flow on a smooth texture shifted by (2, 1) pixels."""
+    ys, xs = np.mgrid[0:48, 0:96].astype(np.float64)
+    texture = lambda x, y: 127 + 60 * np.sin(x / 3.0) * np.cos(y / 4.0) + 40 * np.sin((x + y) / 5.0)  # noqa: E731
+    frame1 = np.repeat(texture(xs, ys)[..., None], 3, -1).astype(np.uint8)
+    frame2 = np.repeat(texture(xs - 2.0, ys - 1.0)[..., None], 3, -1).astype(np.uint8)
+    flow = metrics.classical_flow(frame1, frame2)
+    assert flow.shape == (48, 96, 2)
+    np.testing.assert_allclose(np.median(flow[8:-8, 8:-8].reshape(-1, 2), axis=0), [2.0, 1.0], atol=0.15)

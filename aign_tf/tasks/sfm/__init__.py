@@ -167,8 +167,9 @@ def eval_data(config: Config) -> tf.data.Dataset:
 def evaluate(model: AIGN, config: Config) -> dict[str, float]:
     """Depth, camera and photometric errors on the test pairs (Table 3, Figure 3; the photometric error
     over the pixels that stay in view, `in_view` the share of those), the flow network's
-    end-point error, the predicted-to-true median depth ratio (scale drift), and the geometric
-    baseline on the flow network's flow (`geometric/...`) and on the exact flow (`geometric_exact_flow/...`)."""
+    end-point error (and that of Farneback's flow), the predicted-to-true median depth ratio (scale
+    drift), and the geometric baseline on the flow network's flow (`geometric/...`), on the exact flow
+    (`geometric_exact_flow/...`) and on Farneback's flow (`geometric_farneback/...`, no learning at all)."""
     camera = intrinsics(config)
     magnitude = float(np.linalg.norm(pairs(config, "train")["translation"], axis=-1).mean())
     per_example: dict[str, list] = {}
@@ -192,7 +193,11 @@ def evaluate(model: AIGN, config: Config) -> dict[str, float]:
              "flow_epe_px": np.linalg.norm(predictions["flow"].numpy() - targets["flow"], axis=-1).mean((1, 2)),
              "depth_scale_ratio": np.median(depth.reshape(len(depth), -1), 1)
              / np.median(true_depth.reshape(len(depth), -1), 1)})
-        for prefix, flows in (("geometric/", predictions["flow"].numpy()), ("geometric_exact_flow/", targets["flow"])):
+        frames1, frames2 = (np.round(batch["inputs"][k].numpy() * 255).astype(np.uint8) for k in ("image1", "image2"))
+        farneback = np.stack([metrics.classical_flow(a, b) for a, b in zip(frames1, frames2)])
+        add({"farneback_flow_epe_px": np.linalg.norm(farneback - targets["flow"], axis=-1).mean((1, 2))})
+        for prefix, flows in (("geometric/", predictions["flow"].numpy()), ("geometric_exact_flow/", targets["flow"]),
+                              ("geometric_farneback/", farneback)):
             motions = [metrics.geometric_motion(flow, camera, magnitude) for flow in flows]
             add(metrics.camera_errors(np.stack([m[0] for m in motions]), np.stack([m[1] for m in motions]),
                                       true_rotation, true_translation), prefix)

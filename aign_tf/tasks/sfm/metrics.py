@@ -8,6 +8,8 @@ Camera motion (X2 = R X1 + T, T in metres), as in the works the paper follows:
   trl_ang_err  angle between T and T* (radians)
 Depth, over pixels whose true depth is at most `max_depth` (80 m, the KITTI convention):
   depth_l1_log  mean |log d - log d*|        depth_abs_rel  mean |d - d*| / d*
+The geometric baseline (`geometric_motion`) reads an optical-flow field: the flow network's, the
+exact one, or a classical one (`classical_flow`, Farneback's method), so that it needs no learning.
 """
 from __future__ import annotations
 
@@ -78,3 +80,12 @@ def geometric_motion(flow: np.ndarray, intrinsics: Intrinsics, magnitude: float,
         essential = essential[:3]
     _, rotation, direction, _ = cv2.recoverPose(essential, points1, points2, matrix, mask=inliers)
     return rotation, direction.ravel() * magnitude
+
+
+def classical_flow(image1: np.ndarray, image2: np.ndarray) -> np.ndarray:
+    """Farneback's dense optical flow (OpenCV) from frame 1 to frame 2: uint8 [H, W, 3] -> [H, W, 2] pixels."""
+    import cv2  # pylint: disable=import-outside-toplevel
+
+    gray1, gray2 = (cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY) for image in (image1, image2))
+    return cv2.calcOpticalFlowFarneback(gray1, gray2, None, pyr_scale=0.5, levels=3, winsize=9, iterations=5,
+                                        poly_n=5, poly_sigma=1.1, flags=0)
