@@ -1,9 +1,13 @@
 """Same global batch, same weights: the default strategy vs MirroredStrategy on 2 CPU devices."""
+import json
 import subprocess
 import sys
 import textwrap
 
+import pytest
+
 SCRIPT = textwrap.dedent("""
+    import json
     import sys
     import numpy as np
     import tensorflow as tf
@@ -11,14 +15,14 @@ SCRIPT = textwrap.dedent("""
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from aign_tf.zoo import registry, trainer
 
-    task = registry.get_task("inpaint")
-    config = task.config(steps=4, batch_size=8, width=8, beta=0.5)
+    task = registry.get_task(sys.argv[2])
+    config = task.config(steps=4, batch_size=8, beta=0.5, **json.loads(sys.argv[3]))
     weights = {}
     for name, strategy in (("default", tf.distribute.get_strategy()),
                            ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
         logs = trainer.train(task, config, sys.argv[1] + "/" + name, strategy=strategy, summary_every=4,
                              image_every=100, checkpoint_every=4, verbose=False)
-        print(name, "replicas", strategy.num_replicas_in_sync, "logs", logs)
+        print(name, "replicas", strategy.num_replicas_in_sync, "LOGS", json.dumps(logs))
         model, step = trainer.load_for_inference(task, config, sys.argv[1] + "/" + name)
         assert step == 4, step
         weights[name] = [v.numpy() for v in model.weights]
@@ -29,11 +33,25 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_mirrored_two_replicas_matches_default_strategy(tmp_path):
-    out = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True, text=True, timeout=300)
+@pytest.mark.parametrize("task, options, tolerance", [
+    ("inpaint", {"width": 8}, 1e-5),
+    # Patch critic, warping renderer, and a paired sub-batch of half the size split across replicas.
+    # Summation order differs between one and two replicas; where a gradient is ~0, Adam turns that
+    # round-off into steps of up to the learning rate (1e-4), hence the looser weight tolerance.
+    ("sfm", {"width": 4, "frame_size": "32x96", "train_sequences": 1, "memory_sequences": 1, "test_sequences": 1,
+             "sequence_frames": 9}, 1e-3),
+])
+def test_mirrored_two_replicas_matches_default_strategy(tmp_path, task, options, tolerance):
+    if task == "sfm":
+        options = {**options, "data_dir": str(tmp_path / "data")}
+    out = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path), task, json.dumps(options)],
+                         capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     line = [l for l in out.stdout.splitlines() if l.startswith("MAXDIFF")][0].split()
     max_diff, moved = float(line[1]), float(line[3])
     assert "mirrored replicas 2" in out.stdout
-    assert moved > 1e-4, "training did not change the weights, the comparison would be vacuous"
-    assert max_diff < 1e-5, out.stdout
+    assert moved > 10 * tolerance, "training barely changed the weights, the comparison would be vacuous"
+    assert max_diff < tolerance, out.stdout
+    logs = [json.loads(l.split("LOGS", 1)[1]) for l in out.stdout.splitlines() if "LOGS" in l]
+    for name in ("reconstruction", "g_total", "d_loss", "g_updated", "d_updated"):
+        assert abs(logs[0][name] - logs[1][name]) <= 1e-4 * max(1.0, abs(logs[0][name])), (name, logs)
