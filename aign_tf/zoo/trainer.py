@@ -14,6 +14,7 @@ model_dir layout:
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import time
@@ -81,9 +82,28 @@ def build(task: Task, config: Config) -> tuple[AIGN, tf.train.Checkpoint]:
     return model, tf.train.Checkpoint(**objects)
 
 
+def latest_checkpoint(model_dir: str) -> str | None:
+    """The newest complete checkpoint in model_dir/checkpoints (None if there is none).
+
+    TensorFlow writes a checkpoint's data, then its `.index`, then updates the `checkpoint` state
+    file that `tf.train.latest_checkpoint` reads; a run killed between the last two steps leaves a
+    complete checkpoint the state file does not name yet, so the highest-numbered `.index` counts too.
+    """
+    directory = os.path.join(model_dir, "checkpoints")
+    if not os.path.isdir(directory):
+        return None
+    candidates = [tf.train.latest_checkpoint(directory)]
+    for index in glob.glob(os.path.join(directory, "ckpt-*.index")):
+        prefix = index[:-len(".index")]
+        if prefix.rsplit("-", 1)[1].isdigit() and glob.glob(prefix + ".data-*"):
+            candidates.append(prefix)
+    candidates = [c for c in candidates if c]
+    return max(candidates, key=lambda path: int(path.rsplit("-", 1)[1])) if candidates else None
+
+
 def restore(checkpoint: tf.train.Checkpoint, model_dir: str, *, expect_partial: bool = False) -> str | None:
     """Restores the latest checkpoint in model_dir/checkpoints; returns its path (None if there is none)."""
-    latest = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
+    latest = latest_checkpoint(model_dir)
     if latest is None:
         return None
     try:
@@ -151,7 +171,7 @@ def train(task: Task, config: Config, model_dir: str, *, strategy: tf.distribute
         model, checkpoint = build(task, config)
     restored = restore(checkpoint, work_dir if chief else model_dir)
     if restored is None and init_from is not None:
-        latest = tf.train.latest_checkpoint(os.path.join(init_from, "checkpoints"))
+        latest = latest_checkpoint(init_from)
         if latest is None:
             raise UserError(f"--init_from={init_from} holds no checkpoint; train that model first")
         try:  # the generator must match exactly; critics and optimizers start anew
