@@ -8,3 +8,9 @@ command-line entry points print that line to stderr and exit with status 2.
 
 class UserError(ValueError):
     """A mistake the user can fix; its message is one line naming the problem and the fix."""
+
+
+def check_choice(what: str, value, choices) -> None:
+    """Raises UserError("unknown WHAT 'value'; use one of a, b, c") unless `value` is in `choices`."""
+    if value not in choices:
+        raise UserError(f"unknown {what} {value!r}; use one of {', '.join(choices)}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from aign_tf.errors import UserError
+from aign_tf.errors import UserError, check_choice
 
 RECONSTRUCTION_LOSSES = ("l2", "l1")
 GAN_LOSSES = ("logistic", "least_squares", "hinge")
@@ -36,8 +36,7 @@ def reconstruction_loss(rendered: tf.Tensor, observed: tf.Tensor, valid: tf.Tens
     example with no valid element scores 0. `valid` broadcasts against `rendered` ([B, H, W, 1]
     for images). Returns [B].
     """
-    if kind not in RECONSTRUCTION_LOSSES:
-        raise UserError(f"unknown reconstruction loss {kind!r}; use one of {', '.join(RECONSTRUCTION_LOSSES)}")
+    check_choice("reconstruction loss", kind, RECONSTRUCTION_LOSSES)
     rendered, observed = tf.convert_to_tensor(rendered), tf.convert_to_tensor(observed, rendered.dtype)
     if not rendered.shape[1:].is_compatible_with(observed.shape[1:]):
         raise UserError(f"render shape {rendered.shape} does not match observation shape {observed.shape}; "
@@ -60,15 +59,14 @@ def discriminator_loss(real_scores: tf.Tensor, fake_scores: tf.Tensor, kind: str
     least_squares:     [(s_m - 1)^2 + s_g^2] / 2
     hinge:             [relu(1 - s_m) + relu(1 + s_g)] / 2
     """
+    check_choice("GAN loss", kind, GAN_LOSSES)
     real, fake = real_scores, fake_scores
     if kind == "logistic":
         real_term, fake_term = tf.nn.softplus(-real), tf.nn.softplus(fake)
     elif kind == "least_squares":
         real_term, fake_term = tf.square(real - 1.0), tf.square(fake)
-    elif kind == "hinge":
+    else:  # hinge
         real_term, fake_term = tf.nn.relu(1.0 - real), tf.nn.relu(1.0 + fake)
-    else:
-        raise UserError(f"unknown GAN loss {kind!r}; use one of {', '.join(GAN_LOSSES)}")
     return 0.5 * (per_example_mean(real_term) + per_example_mean(fake_term))
 
 
@@ -78,13 +76,12 @@ def generator_adversarial_loss(fake_scores: tf.Tensor, kind: str = "logistic") -
     logistic: the non-saturating -log D(G(x)) in place of log(1 - D(G(x))) of eq. (1);
     least_squares: (s_g - 1)^2 / 2; hinge: -s_g.
     """
+    check_choice("GAN loss", kind, GAN_LOSSES)
     if kind == "logistic":
         return per_example_mean(tf.nn.softplus(-fake_scores))
     if kind == "least_squares":
         return per_example_mean(0.5 * tf.square(fake_scores - 1.0))
-    if kind == "hinge":
-        return per_example_mean(-fake_scores)
-    raise UserError(f"unknown GAN loss {kind!r}; use one of {', '.join(GAN_LOSSES)}")
+    return per_example_mean(-fake_scores)  # hinge
 
 
 def decision_threshold(kind: str) -> float:

@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from aign_tf.core import losses
 from aign_tf.core.gating import Gating
-from aign_tf.errors import UserError
+from aign_tf.errors import UserError, check_choice
 
 Renderer = Callable[[dict, object], "tuple[tf.Tensor, tf.Tensor | None]"]
 Regularizer = Callable[[dict, dict], tf.Tensor]
@@ -76,11 +76,8 @@ class AIGN(keras.Model):
                  regularizer_weight: float = 0.0, gating: Gating = Gating(),
                  global_batch_size: int | None = None, **kwargs):
         super().__init__(**kwargs)
-        if reconstruction not in losses.RECONSTRUCTION_LOSSES:
-            raise UserError(f"unknown reconstruction loss {reconstruction!r}; "
-                            f"use one of {', '.join(losses.RECONSTRUCTION_LOSSES)}")
-        if gan_loss not in losses.GAN_LOSSES:
-            raise UserError(f"unknown GAN loss {gan_loss!r}; use one of {', '.join(losses.GAN_LOSSES)}")
+        check_choice("reconstruction loss", reconstruction, losses.RECONSTRUCTION_LOSSES)
+        check_choice("GAN loss", gan_loss, losses.GAN_LOSSES)
         if gating.enabled and gan_loss != "logistic" and critics:
             raise UserError(f"update gating thresholds are logistic-loss values; use --gan_loss=logistic "
                             f"or turn gating off (--nogating) with --gan_loss={gan_loss}")

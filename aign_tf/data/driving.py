@@ -46,7 +46,7 @@ from absl import logging as absl_logging
 
 from aign_tf.data import frames
 from aign_tf.data.images import cache_dir
-from aign_tf.errors import UserError
+from aign_tf.errors import UserError, check_choice
 
 DEFAULT_FRAMES = 40
 SPLITS = ("train", "memory", "test")
@@ -415,8 +415,7 @@ def render_sequence(seed: int, num_frames: int, height: int, width: int, supersa
 def sequence_seeds(split: str, count: int, seed: int = 0) -> list[int]:
     """The seeds of the first `count` streets of `split` ("train", "memory" or "test"); the three
     splits never share a street, and neither do two values of `seed`."""
-    if split not in SPLITS:
-        raise UserError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    check_choice("split", split, SPLITS)
     if not 0 <= count <= MAX_SEQUENCES or not 0 <= seed < SEED_STRIDE // MAX_SEQUENCES:
         raise UserError(f"need 0 <= count <= {MAX_SEQUENCES} and 0 <= seed < {SEED_STRIDE // MAX_SEQUENCES}, "
                         f"got count {count} and seed {seed}")
@@ -507,8 +506,7 @@ def load_pairs(split: str, *, height: int, width: int, sequences: int, num_frame
     `verbose`; later calls only read it. TFDS writes a build into a temporary directory and renames
     it when complete, so an interrupted build is never read: the next call builds again.
     """
-    if split not in SPLITS:
-        raise UserError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    check_choice("split", split, SPLITS)
     if sequences < 1:
         raise UserError(f"need at least one street, got sequences={sequences}")
     config = DrivingWorldConfig.create(height, width, num_frames, seed, **{split: sequences})

@@ -17,7 +17,7 @@ import tensorflow as tf
 from aign_tf.render import image as image_renderer
 from aign_tf.core import AIGN, Gating
 from aign_tf.data.images import ImageData, load_image_data
-from aign_tf.errors import UserError
+from aign_tf.errors import UserError, check_choice
 from aign_tf.nets import layers
 from aign_tf.nets.classifier import trained_classifier
 from aign_tf.tasks.base import Config, Task
@@ -102,8 +102,7 @@ def build_model(config: Config) -> AIGN:
 def _examples(images: tf.data.Dataset, config: Config, seed: int) -> tf.data.Dataset:
     """Adds the mask, the masked input and the observation to each {"image", "label"} element."""
     kind = config.options["mask"]
-    if kind not in MASKS:
-        raise UserError(f"unknown mask {kind!r}; use one of {', '.join(MASKS)}")
+    check_choice("mask", kind, MASKS)
 
     def example(index, element):
         image = element["image"]

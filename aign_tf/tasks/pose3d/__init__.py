@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from aign_tf.core import AIGN, Gating
 from aign_tf.data import deepmimic, h36m
-from aign_tf.errors import UserError
+from aign_tf.errors import UserError, check_choice
 from aign_tf.tasks.base import Config, Task
 from aign_tf.tasks.pose3d import data, figures, metrics, model as networks, skeleton
 
@@ -51,12 +51,9 @@ def _canonical() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
 
 def _check(config: Config) -> None:
     o = config.options
-    if o["model"] not in MODELS:
-        raise UserError(f"unknown pose model {o['model']!r}; use one of {', '.join(MODELS)}")
-    if o["generator"] not in GENERATORS:
-        raise UserError(f"unknown generator {o['generator']!r}; use one of {', '.join(GENERATORS)}")
-    if o["critic_input"] not in CRITIC_INPUTS:
-        raise UserError(f"unknown critic input {o['critic_input']!r}; use one of {', '.join(CRITIC_INPUTS)}")
+    check_choice("pose model", o["model"], MODELS)
+    check_choice("generator", o["generator"], GENERATORS)
+    check_choice("critic input", o["critic_input"], CRITIC_INPUTS)
     if o["noise_px"] < 0:
         raise UserError(f"--noise_px must be >= 0, got {o['noise_px']}")
 

@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from aign_tf.core import AIGN, Gating
 from aign_tf.data import frames
-from aign_tf.errors import UserError
+from aign_tf.errors import UserError, check_choice
 from aign_tf.render import warp
 from aign_tf.tasks.base import Config, Task
 from aign_tf.tasks.sfm import metrics, model as networks
@@ -61,10 +61,8 @@ def frame_size(config: Config) -> tuple[int, int]:
 
 def _check(config: Config) -> None:
     o = config.options
-    if o["model"] not in MODELS:
-        raise UserError(f"unknown sfm model {o['model']!r}; use one of {', '.join(MODELS)}")
-    if o["dataset"] not in DATASETS:
-        raise UserError(f"unknown sfm dataset {o['dataset']!r}; use one of {', '.join(DATASETS)}")
+    check_choice("sfm model", o["model"], MODELS)
+    check_choice("sfm dataset", o["dataset"], DATASETS)
     if o["dataset"] == "vkitti" and not o["data_dir"]:
         raise UserError("--dataset=vkitti needs --data_dir, the directory holding the unpacked "
                         "vkitti_1.3.1_rgb, vkitti_1.3.1_depthgt and vkitti_1.3.1_extrinsicsgt folders")
