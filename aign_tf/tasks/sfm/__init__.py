@@ -79,12 +79,16 @@ def intrinsics(config: Config) -> frames.Intrinsics:
     return driving.camera(height, width)
 
 
-def pairs(config: Config, split: str) -> dict:
-    """The frame pairs of one stream ("train", "memory" or "test"), as `aign_tf.data.frames` arrays."""
+def _stream(config: Config, split: str) -> tuple:
+    """What identifies one stream's pairs: the arguments of `_load_pairs`."""
     _check(config)
     o = config.options
-    return _load_pairs(o["dataset"], o["data_dir"], frame_size(config), split, o[f"{split}_sequences"],
-                       o["sequence_frames"])
+    return o["dataset"], o["data_dir"], frame_size(config), split, o[f"{split}_sequences"], o["sequence_frames"]
+
+
+def pairs(config: Config, split: str) -> dict:
+    """The frame pairs of one stream ("train", "memory" or "test"), as `aign_tf.data.frames` arrays."""
+    return _load_pairs(*_stream(config, split))
 
 
 @functools.lru_cache(maxsize=6)
@@ -118,35 +122,39 @@ def build_model(config: Config) -> AIGN:
                 gating=Gating(enabled=config.gating))
 
 
-def _examples(arrays: dict, camera: frames.Intrinsics, batch_size: int, *, shuffle_seed: int | None) -> tf.data.Dataset:
+def _examples(arrays: dict, camera: frames.Intrinsics, batch_size: int, *, shuffle_seed: int | None,
+              flow: bool = True) -> tf.data.Dataset:
     """Batches of {"inputs": {image1, image2} in [0, 1], "observed": image1, "targets": {log_depth,
-    motion [R | T], flow}}, the flow exact from the true depth and motion."""
+    motion [R | T], and with `flow` the exact flow from the true depth and motion}}."""
     dataset = tf.data.Dataset.from_tensor_slices({k: arrays[k] for k in frames.PAIR_KEYS})
     if shuffle_seed is not None:
         dataset = dataset.shuffle(len(arrays["image1"]), seed=shuffle_seed).repeat()
-    focal = tf.constant(camera.focal, tf.float32)
-    principal_point = tf.constant(camera.principal_point, tf.float32)
 
     def example(pair):
         image1 = tf.cast(pair["image1"], tf.float32) / 255.0
         image2 = tf.cast(pair["image2"], tf.float32) / 255.0
-        _, flow = warp.flow_from_depth_and_motion(pair["depth1"], pair["rotation"], pair["translation"],
-                                                  focal, principal_point)
         motion = tf.concat([tf.reshape(pair["rotation"], [-1, 9]), pair["translation"]], axis=-1)
-        return {"inputs": {"image1": image1, "image2": image2}, "observed": image1,
-                "targets": {"log_depth": tf.math.log(tf.maximum(pair["depth1"], warp.MIN_DEPTH)),
-                            "motion": motion, "flow": flow}}
+        targets = {"log_depth": tf.math.log(tf.maximum(pair["depth1"], warp.MIN_DEPTH)), "motion": motion}
+        if flow:
+            targets["flow"] = exact_flow(pair, camera)
+        return {"inputs": {"image1": image1, "image2": image2}, "observed": image1, "targets": targets}
 
     return dataset.batch(batch_size, drop_remainder=shuffle_seed is not None).map(example, tf.data.AUTOTUNE)
 
 
+def exact_flow(pairs: dict, camera: frames.Intrinsics) -> tf.Tensor:
+    """[N, H, W, 2] optical flow of frame pairs from their true depth and motion."""
+    _, flow = warp.flow_from_depth_and_motion(pairs["depth1"], pairs["rotation"], pairs["translation"],
+                                              camera.focal, camera.principal_point)
+    return flow
+
+
 def train_data(config: Config) -> tf.data.Dataset:
     camera, size = intrinsics(config), config.batch_size
-    train = _examples(pairs(config, "train"), camera, size, shuffle_seed=config.seed)
     if config.options["model"] == "pretrain":  # supervised on the training sequences
-        return train.prefetch(tf.data.AUTOTUNE)
-    inputs = _examples(pairs(config, "test"), camera, size, shuffle_seed=config.seed + 1)
-    memories = _examples(pairs(config, "memory"), camera, size, shuffle_seed=config.seed + 2)
+        return _examples(pairs(config, "train"), camera, size, shuffle_seed=config.seed).prefetch(tf.data.AUTOTUNE)
+    inputs = _examples(pairs(config, "test"), camera, size, shuffle_seed=config.seed + 1, flow=False)
+    memories = _examples(pairs(config, "memory"), camera, size, shuffle_seed=config.seed + 2, flow=False)
     paired = _examples(pairs(config, "train"), camera, max(size // 2, 1), shuffle_seed=config.seed)
 
     def combine(x, m, p):
@@ -162,6 +170,29 @@ def eval_data(config: Config) -> tf.data.Dataset:
     return _examples(pairs(config, "test"), intrinsics(config), config.batch_size, shuffle_seed=None)
 
 
+def _geometric_errors(flows: np.ndarray, camera: frames.Intrinsics, magnitude: float, true_rotation: np.ndarray,
+                      true_translation: np.ndarray, prefix: str) -> dict[str, np.ndarray]:
+    """Per-pair camera errors of the geometric baseline on `flows` [N, H, W, 2], names prefixed."""
+    motions = [metrics.geometric_motion(flow, camera, magnitude) for flow in flows]
+    errors = metrics.camera_errors(np.stack([m[0] for m in motions]), np.stack([m[1] for m in motions]),
+                                   true_rotation, true_translation)
+    return {prefix + name: value for name, value in errors.items()}
+
+
+@functools.lru_cache(maxsize=2)
+def _model_free_metrics(test: tuple, camera: frames.Intrinsics, magnitude: float) -> dict[str, np.ndarray]:
+    """Per test pair: the error of Farneback's flow, and the geometric baseline on the exact flow and on
+    Farneback's flow. They do not depend on the model, so the evaluations during training reuse them."""
+    arrays = _load_pairs(*test)
+    exact = exact_flow(arrays, camera).numpy()
+    farneback = np.stack([metrics.classical_flow(a, b) for a, b in zip(arrays["image1"], arrays["image2"])])
+    return {"farneback_flow_epe_px": np.linalg.norm(farneback - exact, axis=-1).mean((1, 2)),
+            **_geometric_errors(exact, camera, magnitude, arrays["rotation"], arrays["translation"],
+                                "geometric_exact_flow/"),
+            **_geometric_errors(farneback, camera, magnitude, arrays["rotation"], arrays["translation"],
+                                "geometric_farneback/")}
+
+
 def evaluate(model: AIGN, config: Config) -> dict[str, float]:
     """Depth, camera and photometric errors on the test pairs (Table 3, Figure 3; the photometric error
     over the pixels that stay in view, `in_view` the share of those), the flow network's
@@ -171,35 +202,29 @@ def evaluate(model: AIGN, config: Config) -> dict[str, float]:
     camera = intrinsics(config)
     magnitude = float(np.linalg.norm(pairs(config, "train")["translation"], axis=-1).mean())
     per_example: dict[str, list] = {}
-
-    def add(values: dict, prefix: str = "") -> None:
-        for name, value in values.items():
-            per_example.setdefault(prefix + name, []).append(np.asarray(value))
-
     for batch in eval_data(config):
         predictions = model(batch["inputs"], training=False)
         rendered, valid = model.renderer(predictions, batch["inputs"])
         targets = {k: v.numpy() for k, v in batch["targets"].items()}
         true_rotation, true_translation = targets["motion"][:, :9].reshape(-1, 3, 3), targets["motion"][:, 9:]
         depth, true_depth = np.exp(predictions["log_depth"].numpy()), np.exp(targets["log_depth"])
-        add(metrics.camera_errors(predictions["rotation"].numpy(), predictions["translation"].numpy(),
-                                  true_rotation, true_translation))
-        add(metrics.depth_errors(depth, true_depth))
         photometric = np.abs(rendered.numpy() - batch["observed"].numpy()) * valid.numpy()
-        add({"photometric_l1": photometric.sum((1, 2, 3)) / np.maximum(valid.numpy().sum((1, 2, 3)) * 3, 1),
-             "in_view": valid.numpy().mean((1, 2, 3)),
-             "flow_epe_px": np.linalg.norm(predictions["flow"].numpy() - targets["flow"], axis=-1).mean((1, 2)),
-             "depth_scale_ratio": np.median(depth.reshape(len(depth), -1), 1)
-             / np.median(true_depth.reshape(len(depth), -1), 1)})
-        frames1, frames2 = (np.round(batch["inputs"][k].numpy() * 255).astype(np.uint8) for k in ("image1", "image2"))
-        farneback = np.stack([metrics.classical_flow(a, b) for a, b in zip(frames1, frames2)])
-        add({"farneback_flow_epe_px": np.linalg.norm(farneback - targets["flow"], axis=-1).mean((1, 2))})
-        for prefix, flows in (("geometric/", predictions["flow"].numpy()), ("geometric_exact_flow/", targets["flow"]),
-                              ("geometric_farneback/", farneback)):
-            motions = [metrics.geometric_motion(flow, camera, magnitude) for flow in flows]
-            add(metrics.camera_errors(np.stack([m[0] for m in motions]), np.stack([m[1] for m in motions]),
-                                      true_rotation, true_translation), prefix)
+        values = {
+            **metrics.camera_errors(predictions["rotation"].numpy(), predictions["translation"].numpy(),
+                                    true_rotation, true_translation),
+            **metrics.depth_errors(depth, true_depth),
+            "photometric_l1": photometric.sum((1, 2, 3)) / np.maximum(valid.numpy().sum((1, 2, 3)) * 3, 1),
+            "in_view": valid.numpy().mean((1, 2, 3)),
+            "flow_epe_px": np.linalg.norm(predictions["flow"].numpy() - targets["flow"], axis=-1).mean((1, 2)),
+            "depth_scale_ratio": np.median(depth.reshape(len(depth), -1), 1)
+            / np.median(true_depth.reshape(len(depth), -1), 1),
+            **_geometric_errors(predictions["flow"].numpy(), camera, magnitude, true_rotation, true_translation,
+                                "geometric/")}
+        for name, value in values.items():
+            per_example.setdefault(name, []).append(value)
     result = {name: float(np.concatenate(values).mean()) for name, values in per_example.items()}
+    result.update({name: float(values.mean())
+                   for name, values in _model_free_metrics(_stream(config, "test"), camera, magnitude).items()})
     result["examples"] = float(len(np.concatenate(per_example["trl_err"])))
     return result
 
