@@ -201,3 +201,16 @@ def test_driving_cache_is_shared_by_the_splits(config, data_dir):
         sfm.pairs(config, split)
     names = sorted(p.name for p in (pathlib.Path(data_dir) / "driving_world").iterdir())
     assert names == ["32x96_f4_s0_t0_m0_e1", "32x96_f4_s0_t0_m1_e0", "32x96_f4_s0_t2_m0_e0"]
+
+
+def test_vkitti_streams_follow_the_papers_split(tmp_path):
+    """Test inputs from sequence 0001, memories and paired examples from the training sequences
+    (read once for both), on files written in the VKITTI 1.3.1 layout."""
+    from tests.data.test_vkitti import write_variation
+    for sequence in ("0001", "0002", "0006", "0018", "0020"):
+        write_variation(tmp_path, sequence, "clone", 3)
+    config = sfm.TASK.config(**{**TINY, "dataset": "vkitti", "data_dir": str(tmp_path)})
+    test, train, memory = (sfm.pairs(config, split) for split in ("test", "train", "memory"))
+    assert len(test["image1"]) == 2 and len(train["image1"]) == 4 * 2
+    assert memory is train
+    assert sfm.intrinsics(config).focal[0] == pytest.approx(725.0 * 96 / 1242)

@@ -83,6 +83,8 @@ def _stream(config: Config, split: str) -> tuple:
     """What identifies one stream's pairs: the arguments of `_load_pairs`."""
     _check(config)
     o = config.options
+    if o["dataset"] == "vkitti":  # the memories are the training sequences; the street counts do not apply
+        return o["dataset"], o["data_dir"], frame_size(config), "test" if split == "test" else "train", 0, 0
     return o["dataset"], o["data_dir"], frame_size(config), split, o[f"{split}_sequences"], o["sequence_frames"]
 
 
@@ -105,8 +107,7 @@ def _load_pairs(dataset: str, data_dir: str | None, size: tuple[int, int], split
 
 
 def build_model(config: Config) -> AIGN:
-    _check(config)
-    camera = intrinsics(config)
+    camera = intrinsics(config)  # checks the options
     regime = config.options["model"]
     critics = {}
     if regime in ("aign", "depth_aign"):
