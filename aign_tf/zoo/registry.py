@@ -8,6 +8,8 @@ from aign_tf.tasks.base import Task
 
 TASKS = {
     "inpaint": "aign_tf.tasks.inpaint",
+    "superres": "aign_tf.tasks.superres",
+    "decoder_ablation": "aign_tf.tasks.decoder_ablation",
     "pose3d": "aign_tf.tasks.pose3d",
     "sfm": "aign_tf.tasks.sfm",
 }

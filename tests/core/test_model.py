@@ -143,3 +143,23 @@ def test_regularizer_term_weighted_into_generator_objective():
     want = float(logs["reconstruction"]) + float(logs["g_adversarial"]) + 0.5 * 1.0
     np.testing.assert_allclose(float(logs["g_total"]), want, rtol=1e-5)
     assert "regularizer" not in toy_model(regularizer=l1_norm).trackers  # weight 0: off
+
+
+def test_core_model_trains_a_renderer_layer_with_the_generator():
+    class Scale(keras.layers.Layer):  # a "renderer" with one weight: rendered = w * prediction
+        def __init__(self):
+            super().__init__()
+            self.w = self.add_weight(shape=(), initializer="zeros")
+            self.built = True
+
+        def call(self, predictions, inputs):
+            return self.w * predictions["x"], None
+
+    x = keras.Input((1,))
+    generator = keras.Model(x, {"x": keras.layers.Dense(1, use_bias=False, kernel_initializer="ones")(x)})
+    model = AIGN(generator, Scale())
+    model.compile(keras.optimizers.SGD(0.1))
+    batch = {"inputs": tf.ones((4, 1)), "observed": tf.ones((4, 1))}
+    model.train_step(batch)  # loss (w * g - 1)^2 at w = 0, g = 1: dL/dw = -2, dL/dg = 0
+    assert model.renderer.w.numpy() == pytest.approx(0.2)
+    assert model.generator.trainable_variables[0].numpy()[0, 0] == pytest.approx(1.0)

@@ -1,4 +1,4 @@
-"""Tests for aign_tf.data.images: the offline MNIST split, the IDX reader, the CelebA path."""
+"""Tests for aign_tf.data.images: the offline MNIST and LFW splits, the IDX reader, the CelebA path."""
 
 import gzip
 import hashlib
@@ -101,6 +101,78 @@ def test_unknown_name_and_bias_raise_user_error():
         images_lib.load_image_data("mnist", bias="11")
     with pytest.raises(UserError, match="only applies to celeb_a"):
         images_lib.load_image_data("mnist", attribute="Male")
+
+
+# ---------------------------------------------------------------- LFW (offline, scikit-image)
+
+
+@pytest.fixture(scope="module")
+def lfw():
+    data = images_lib.load_image_data("lfw", seed=0)
+    return data, {part: _arrays(getattr(data, part)) for part in ("train", "test", "memory")}
+
+
+def _skimage_lfw_expected() -> dict[str, int]:
+    """Hash of every expected float image (straight from skimage, cropped to 24x24) -> its label."""
+    from skimage.data import lfw_subset
+
+    crops = lfw_subset()
+    assert crops.shape == (200, 25, 25)
+    images = (np.round(crops[:, :24, :24, None] * 255).astype(np.uint8)).astype(np.float32) / 255.0
+    labels = [1] * 100 + [0] * 100  # the first 100 are faces
+    return {hashlib.sha1(image.tobytes()).hexdigest(): label for image, label in zip(images, labels)}
+
+
+def test_lfw_shapes_range_sizes_and_classes(lfw):
+    data, arrays = lfw
+    assert data.name == "lfw" and "lfw" in images_lib.IMAGE_DATASETS
+    assert data.image_shape == (24, 24, 1)
+    assert data.class_names == ("non_face", "face")
+    assert data.sizes == {"train": 100, "test": 20, "memory": 80}
+    for part, per_class in (("train", 50), ("test", 10), ("memory", 40)):
+        assert getattr(data, part).element_spec["image"] == tf.TensorSpec((24, 24, 1), tf.float32)
+        images, labels = arrays[part]
+        assert images.shape == (data.sizes[part], 24, 24, 1) and labels.dtype == np.int32
+        assert images.min() >= 0.0 and images.max() <= 1.0
+        np.testing.assert_allclose(images * 255, np.round(images * 255), atol=1e-3)
+        np.testing.assert_array_equal(np.bincount(labels, minlength=2), [per_class, per_class])
+
+
+def test_lfw_parts_are_disjoint_and_are_the_skimage_crops(lfw):
+    _, arrays = lfw
+    expected = _skimage_lfw_expected()
+    assert len(expected) == 200  # the crops are distinct, so hashes identify them
+    hashes = {part: _hashes(arrays[part][0]) for part in arrays}
+    assert not hashes["train"] & hashes["test"]
+    assert not hashes["train"] & hashes["memory"]
+    assert not hashes["test"] & hashes["memory"]
+    assert hashes["train"] | hashes["test"] | hashes["memory"] == set(expected)
+    for images, labels in arrays.values():
+        assert [expected[hashlib.sha1(image.tobytes()).hexdigest()] for image in images] == labels.tolist()
+
+
+def test_lfw_bias_seed_and_bad_bias(lfw):
+    _, arrays = lfw
+    data = images_lib.load_image_data("lfw", seed=0, bias="face")
+    assert data.sizes == {"train": 100, "test": 20, "memory": 40}
+    memory_images, memory_labels = _arrays(data.memory)
+    assert memory_labels.tolist() == [1] * 40
+    assert _hashes(memory_images) == _hashes(arrays["memory"][0][arrays["memory"][1] == 1])
+    for part in ("train", "test"):
+        images, labels = _arrays(getattr(data, part))
+        np.testing.assert_array_equal(images, arrays[part][0])
+        np.testing.assert_array_equal(labels, arrays[part][1])
+    other = _arrays(images_lib.load_image_data("lfw", seed=1).test)
+    assert _hashes(other[0]) != _hashes(arrays["test"][0])
+    with pytest.raises(UserError, match="unknown bias class 'cat' for lfw.*'non_face', 'face'"):
+        images_lib.load_image_data("lfw", bias="cat")
+
+
+def test_lfw_image_size_resizes():
+    data = images_lib.load_image_data("lfw", image_size=12)
+    assert data.image_shape == (12, 12, 1)
+    image = next(iter(data.memory))["image"].numpy()
+    assert image.shape == (12, 12, 1) and 0.0 <= image.min() and image.max() <= 1.0
 
 
 # ---------------------------------------------------------------- Fashion-MNIST IDX files
@@ -276,6 +348,51 @@ def test_celeb_a_end_to_end_with_mock_data(tmp_path):
         assert _arrays(smiling.memory)[1].tolist() == [1] * smiles
         with pytest.raises(UserError, match="unknown bias class 'Grinning'.*'not_Big_Lips', 'Big_Lips'"):
             images_lib.load_image_data("celeb_a", str(tmp_path), bias="Grinning")
+
+
+def test_celeb_a_identity_bias_with_mock_data(tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    n = 6
+
+    def identities(examples):
+        return [int(ex["identity"][images_lib.CELEB_A_IDENTITY_KEY]) for ex in examples]
+
+    with tfds.testing.mock_data(num_examples=n, policy=tfds.testing.MockPolicy.USE_CODE):
+        train_ids = identities(_raw_celeb_a("train", n))
+        test_ids = identities(_raw_celeb_a("test", n))
+        person = train_ids[1]
+        count = train_ids.count(person)
+        data = images_lib.load_image_data(
+            "celeb_a", str(tmp_path), attribute="Identity", bias=str(person), image_size=16)
+        assert data.class_names == (f"not_identity_{person}", f"identity_{person}")
+        assert data.image_shape == (16, 16, 3)
+        assert data.sizes == {"train": n - count, "test": n, "memory": count}
+        assert int(data.memory.cardinality()) == count and int(data.train.cardinality()) == n - count
+
+        # Memories are exactly that person's train images, in order; train keeps everyone else.
+        memory_images, memory_labels = _arrays(data.memory)
+        assert memory_labels.tolist() == [1] * count and memory_images.shape == (count, 16, 16, 3)
+        plain = images_lib.load_image_data("celeb_a", str(tmp_path), attribute="Male", image_size=16)
+        plain_train = _arrays(plain.train)[0]
+        is_person = np.array(train_ids) == person
+        np.testing.assert_array_equal(memory_images, plain_train[is_person])
+        train_images, train_labels = _arrays(data.train)
+        assert train_labels.tolist() == [0] * (n - count)
+        np.testing.assert_array_equal(train_images, plain_train[~is_person])
+        assert not _hashes(train_images) & _hashes(memory_images)
+
+        # Test is the tfds test split unchanged, labelled 1 exactly for that person.
+        test_images, test_labels = _arrays(data.test)
+        assert test_labels.tolist() == [int(i == person) for i in test_ids]
+        np.testing.assert_array_equal(test_images, _arrays(plain.test)[0])
+
+        with pytest.raises(UserError, match="attribute='identity' needs bias .*positive integer"):
+            images_lib.load_image_data("celeb_a", str(tmp_path), attribute="identity")
+        with pytest.raises(UserError, match="attribute='identity' needs bias"):
+            images_lib.load_image_data("celeb_a", str(tmp_path), attribute="identity", bias="Big_Lips")
+        absent = max(train_ids) + 1
+        with pytest.raises(UserError, match=f"identity {absent} has no images in the CelebA train split"):
+            images_lib.load_image_data("celeb_a", str(tmp_path), attribute="identity", bias=str(absent))
 
 
 def test_celeb_a_unprepared_or_missing_directory(tmp_path):

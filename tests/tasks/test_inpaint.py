@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from aign_tf.errors import UserError
-from aign_tf.tasks import inpaint
+from aign_tf.tasks import image_tasks, inpaint
 from aign_tf.zoo import trainer
 
 TINY = dict(steps=2, batch_size=8, width=8)
@@ -46,13 +46,13 @@ def test_rendering_the_true_image_reproduces_the_observation():
 
 
 def test_biased_memories_hold_only_the_bias_class():
-    data = inpaint.image_data(inpaint.TASK.config(bias="8", **TINY))
+    data = image_tasks.image_data(inpaint.TASK.config(bias="8", **TINY))
     labels = np.array([int(e["label"]) for e in data.memory.as_numpy_iterator()])
     assert len(labels) == data.sizes["memory"] > 0 and set(labels) == {8}
     train_labels = {int(e["label"]) for e in data.train.as_numpy_iterator()}
     assert train_labels == set(range(10))  # inputs stay unbiased
     with pytest.raises(UserError, match="bias"):
-        inpaint.image_data(inpaint.TASK.config(bias="eleven", **TINY))
+        image_tasks.image_data(inpaint.TASK.config(bias="eleven", **TINY))
 
 
 def test_generator_output_shape_and_range():

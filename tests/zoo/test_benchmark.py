@@ -82,4 +82,4 @@ def test_cli_unknown_task_exits_2_with_one_line():
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
     assert [line for line in lines if line.startswith("error:")] == [lines[-1]], result.stderr[-2000:]
-    assert lines[-1].startswith("error: unknown task 'nope'; choose one of inpaint")
+    assert lines[-1] == "error: unknown task 'nope'; choose one of decoder_ablation, inpaint, pose3d, sfm, superres"

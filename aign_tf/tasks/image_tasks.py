@@ -1,0 +1,119 @@
+"""What the image tasks (inpainting, super-resolution, the decoder ablation) share: their data,
+read from the task options, batched with memories; and what they measure.
+
+Pixel metrics on images in [0, 1]: per-image PSNR (dB) and SSIM (TensorFlow's, 11x11 Gaussian
+window, sigma 1.5), averaged over images. Semantic metrics use the project's own classifier
+(`aign_tf.nets.classifier`): the class it assigns to each image, and its 128-d last hidden layer as
+features for the kernel inception distance (KID) and the Frechet distance (FID) between two image
+sets. They are "inception" distances in form only: no Inception weights can be downloaded here, so
+the features are those of a small CNN trained on the collection's training part, and the values are
+comparable only between models judged by the same classifier.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from aign_tf.core import AIGN, Gating
+from aign_tf.core.model import Renderer
+from aign_tf.data.images import ImageData, load_image_data
+from aign_tf.nets.classifier import trained_classifier, with_features
+from aign_tf.tasks.base import Config
+
+# (images, seed) -> the task's examples {"inputs", "observed", "targets", "label"}
+Examples = Callable[[tf.data.Dataset, int], tf.data.Dataset]
+
+MIN_MSE = 1e-10  # PSNR of identical images is capped at 100 dB
+EVAL_SEED = 10_000  # seed of any randomness in the held-out examples (e.g. random masks)
+
+
+def image_data(config: Config) -> ImageData:
+    o = config.options
+    return load_image_data(o["dataset"], o["data_dir"], seed=config.seed, bias=o["bias"],
+                           image_size=o["image_size"], attribute=o["attribute"])
+
+
+def image_aign(config: Config, generator: keras.Model, renderer: Renderer, critic: keras.Model) -> AIGN:
+    """An image task's AIGN: one critic on the predicted image, eq. (1) weights from `config`."""
+    return AIGN(generator, renderer, {"image": critic}, beta=config.beta, reconstruction=config.reconstruction,
+                gan_loss=config.gan_loss, supervised_weight=config.supervised_weight,
+                reconstruction_weight=config.reconstruction_weight, gating=Gating(enabled=config.gating))
+
+
+def train_batches(config: Config, examples: Examples) -> tf.data.Dataset:
+    """Repeated global batches of the training inputs' examples, each with unpaired memories."""
+    data = image_data(config)
+    inputs = examples(data.train.shuffle(data.sizes["train"], seed=config.seed).repeat(), config.seed)
+    memories = data.memory.shuffle(data.sizes["memory"], seed=config.seed + 1).repeat()
+    zipped = tf.data.Dataset.zip(inputs, memories).map(lambda x, m: {**x, "memories": {"image": m["image"]}})
+    return zipped.batch(config.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def eval_batches(config: Config, examples: Examples) -> tf.data.Dataset:
+    """One pass over the held-out inputs' examples."""
+    return examples(image_data(config).test, EVAL_SEED).batch(config.batch_size)
+
+
+def psnr(images: tf.Tensor, references: tf.Tensor) -> np.ndarray:
+    """[N] peak signal-to-noise ratio in dB of [N, H, W, C] images in [0, 1]."""
+    mse = tf.reduce_mean(tf.square(tf.cast(images, tf.float64) - tf.cast(references, tf.float64)), axis=(1, 2, 3))
+    return (10.0 * np.log10(1.0 / np.maximum(mse.numpy(), MIN_MSE))).astype(np.float64)
+
+
+def ssim(images: tf.Tensor, references: tf.Tensor) -> np.ndarray:
+    """[N] structural similarity of [N, H, W, C] images in [0, 1] (sides of at least 11 pixels)."""
+    return tf.image.ssim(tf.cast(images, tf.float32), tf.cast(references, tf.float32), max_val=1.0).numpy()
+
+
+def kernel_inception_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Unbiased squared MMD between feature sets [M, D] and [N, D] (M, N >= 2) under the cubic
+    polynomial kernel k(x, y) = (x.y / D + 1)^3 (Binkowski et al. 2018)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    m, n, dims = len(a), len(b), a.shape[1]
+    k_aa = (a @ a.T / dims + 1.0) ** 3
+    k_bb = (b @ b.T / dims + 1.0) ** 3
+    k_ab = (a @ b.T / dims + 1.0) ** 3
+    within_a = (k_aa.sum() - np.trace(k_aa)) / (m * (m - 1))
+    within_b = (k_bb.sum() - np.trace(k_bb)) / (n * (n - 1))
+    return float(within_a + within_b - 2.0 * k_ab.mean())
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Frechet distance between Gaussians fitted to feature sets [M, D] and [N, D]:
+    |mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)) (Heusel et al. 2017).
+
+    Tr (S_a S_b)^(1/2) is taken as the sum of the square roots of the eigenvalues of the symmetric
+    S_a^(1/2) S_b S_a^(1/2), which has the same spectrum and stays real where ReLU features leave the
+    covariances singular."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+    cross = np.sqrt(np.clip(np.linalg.eigvalsh(root_a @ cov_b @ root_a), 0.0, None)).sum()
+    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2.0 * cross)
+
+
+@dataclasses.dataclass
+class Judge:
+    """The project's classifier for one image collection, trained once and cached (see
+    `aign_tf.nets.classifier`): `judge(images)` -> (classes [N], features [N, 128])."""
+
+    data: ImageData
+    seed: int = 0
+
+    def __post_init__(self):
+        self.classifier, self.test_accuracy = trained_classifier(self.data, seed=self.seed)
+        self._model = with_features(self.classifier)
+
+    def __call__(self, images: tf.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        logits, features = self._model(images, training=False)
+        return np.argmax(logits.numpy(), axis=1), features.numpy()
+
+    def memories(self, batch_size: int = 256) -> np.ndarray:
+        """Features [N, 128] of every image in the (possibly biased) memory part."""
+        return np.concatenate([self(batch["image"])[1] for batch in self.data.memory.batch(batch_size)])

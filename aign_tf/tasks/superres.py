@@ -1,0 +1,157 @@
+"""Biased super-resolution (paper §2.3, supplementary §2.3).
+
+Input x: a low-resolution image, the true image average-pooled by 4 (28x28 MNIST -> 7x7).
+Generator: a 3x3 conv with `width` (64) channels and ReLU, `blocks` residual blocks (conv, BN, ReLU,
+conv, BN, plus the skip), and two stride-2 deconvolutions, the last to the image's channels with a
+sigmoid: G(x) is 4x larger on each side.
+Renderer: P(G(x)) = 4x4 average pooling; the reconstruction loss is the L2 distance to x.
+Critic: five conv layers (leaky ReLU, batch norm after all but the first) and one FC score, on
+high-resolution images: G(x) against memories, images from a part of the collection disjoint from
+the inputs. `bias=CLASS` keeps only that class in the memories; beta (eq. 1) sets how far the
+memories' high frequencies override the input's low ones.
+"""
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from aign_tf.core import AIGN
+from aign_tf.errors import UserError
+from aign_tf.nets import layers
+from aign_tf.render import image as image_renderer
+from aign_tf.tasks import image_tasks
+from aign_tf.tasks.base import Config, Task
+
+FACTOR = 4  # the paper's 4x super-resolution
+
+DEFAULTS = {
+    "steps": 3000, "batch_size": 32, "beta": 0.02, "learning_rate": 1e-4,
+    "options": {"dataset": "mnist", "data_dir": None, "bias": None, "image_size": None, "attribute": None,
+                "width": 64,  # generator channels (the paper's 64); the critic's first layer has half
+                "blocks": 4},  # residual blocks (the paper's n is not given)
+}
+
+
+def generator(image_shape: tuple[int, int, int], width: int, blocks: int) -> keras.Model:
+    rows, cols, channels = image_shape
+    if rows % FACTOR or cols % FACTOR:
+        raise UserError(f"super-resolution needs image sides divisible by {FACTOR}, got {rows}x{cols}; "
+                        "pass --image_size")
+    low = keras.Input((rows // FACTOR, cols // FACTOR, channels), name="image")
+    x = keras.layers.Conv2D(width, 3, padding="same", kernel_initializer=layers.initializer(), activation="relu")(low)
+    for _ in range(blocks):
+        x = layers.residual_block(x, width)
+    x = layers.conv(x, width, transpose=True, activation="relu")
+    x = layers.conv(x, channels, transpose=True, norm=False, activation="sigmoid")
+    return keras.Model({"image": low}, {"image": x}, name="superres_generator")
+
+
+def critic(image_shape: tuple[int, int, int], width: int) -> keras.Model:
+    half = width // 2
+    return layers.image_critic(image_shape, (half, width, 2 * width, 4 * width, 4 * width), name="image_critic")
+
+
+def render_pooled(predictions: dict, inputs: dict) -> tuple[tf.Tensor, None]:
+    """P(G(x)): 4x4 average pooling of the predicted image; every pixel counts."""
+    del inputs
+    return image_renderer.downsample(predictions["image"], FACTOR), None
+
+
+def build_model(config: Config) -> AIGN:
+    shape, width = image_tasks.image_data(config).image_shape, config.options["width"]
+    blocks = config.options["blocks"]
+    if blocks < 0 or width < 2:
+        raise UserError(f"--blocks must be >= 0 and --width >= 2, got {blocks} and {width}")
+    return image_tasks.image_aign(config, generator(shape, width, blocks), render_pooled, critic(shape, width))
+
+
+def _examples(images: tf.data.Dataset, seed: int) -> tf.data.Dataset:
+    """{"image", "label"} -> the low-resolution input and observation, the image as target."""
+    del seed  # the renderer is deterministic
+
+    def example(element):
+        low = image_renderer.downsample(element["image"], FACTOR)
+        return {"inputs": {"image": low}, "observed": low, "targets": {"image": element["image"]},
+                "label": element["label"]}
+
+    return images.map(example, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def train_data(config: Config) -> tf.data.Dataset:
+    return image_tasks.train_batches(config, _examples)
+
+
+def eval_data(config: Config) -> tf.data.Dataset:
+    return image_tasks.eval_batches(config, _examples)
+
+
+def bicubic(low: tf.Tensor) -> tf.Tensor:
+    """The reference without learning: bicubic upsampling by 4, clipped to [0, 1]."""
+    size = (low.shape[1] * FACTOR, low.shape[2] * FACTOR)
+    return tf.clip_by_value(tf.image.resize(low, size, method="bicubic"), 0.0, 1.0)
+
+
+def nearest(low: tf.Tensor) -> tf.Tensor:
+    """Each low-resolution pixel as a 4x4 block (for display)."""
+    return tf.repeat(tf.repeat(low, FACTOR, axis=1), FACTOR, axis=2)
+
+
+def evaluate(model: AIGN, config: Config) -> dict[str, float]:
+    """For the predictions G(x), the bicubic reference and the true images:
+
+    consistency_psnr_db  PSNR of the pooled image against the input x (the renderer's view)
+    psnr_db, ssim        fidelity to the true high-resolution image
+    accuracy             the project's classifier assigns the input's true class
+    bias_share           ... assigns the bias class (with --bias)
+    kid, fid             distances of the classifier's features to those of the memories
+    """
+    data = image_tasks.image_data(config)
+    judge = image_tasks.Judge(data, config.seed)
+    sources = ("prediction", "bicubic", "truth")
+    rows = {s: {"consistency_psnr_db": [], "psnr_db": [], "ssim": [], "classes": [], "features": []}
+            for s in sources}
+    labels = []
+    for batch in eval_data(config):
+        low, truth = batch["inputs"]["image"], batch["targets"]["image"]
+        images = {"prediction": model(batch["inputs"], training=False)["image"], "bicubic": bicubic(low),
+                  "truth": truth}
+        for source, image in images.items():
+            row = rows[source]
+            row["consistency_psnr_db"].append(image_tasks.psnr(image_renderer.downsample(image, FACTOR), low))
+            row["psnr_db"].append(image_tasks.psnr(image, truth))
+            row["ssim"].append(image_tasks.ssim(image, truth))
+            classes, features = judge(image)
+            row["classes"].append(classes)
+            row["features"].append(features)
+        labels.append(batch["label"].numpy())
+    labels = np.concatenate(labels)
+    memories = judge.memories()
+    metrics = {"classifier_test_accuracy": judge.test_accuracy, "examples": float(len(labels)),
+               "memories": float(len(memories))}
+    for source in sources:
+        row = {name: np.concatenate(values) for name, values in rows[source].items()}
+        if source != "truth":  # the truth's own fidelity is perfect by definition
+            for name in ("consistency_psnr_db", "psnr_db", "ssim"):
+                metrics[f"{source}_{name}"] = float(np.mean(row[name]))
+        metrics[f"{source}_accuracy"] = float(np.mean(row["classes"] == labels))
+        if data.bias_label is not None:
+            metrics[f"{source}_bias_share"] = float(np.mean(row["classes"] == data.bias_label))
+        metrics[f"{source}_kid"] = image_tasks.kernel_inception_distance(row["features"], memories)
+        metrics[f"{source}_fid"] = image_tasks.frechet_distance(row["features"], memories)
+    return metrics
+
+
+def images(model: AIGN, batch: dict) -> dict[str, tf.Tensor]:
+    """Rows: input x and render P(G(x)) (each pixel a 4x4 block), bicubic, G(x), truth."""
+    low = batch["inputs"]["image"]
+    predicted = model(batch["inputs"], training=False)["image"]
+    rendered, _ = render_pooled({"image": predicted}, batch["inputs"])
+    grids = {"input": nearest(low), "bicubic": bicubic(low), "prediction": predicted,
+             "render": nearest(rendered), "truth": batch["targets"]["image"]}
+    if "memories" in batch:  # training batches
+        grids["memories"] = batch["memories"]["image"]
+    return grids
+
+
+TASK = Task("superres", DEFAULTS, build_model, train_data, eval_data, evaluate, images)
