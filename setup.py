@@ -26,7 +26,7 @@ setup(
         "opencv-python-headless>=4.8",  # the geometric egomotion baseline (essential matrix, RANSAC)
     ],
     extras_require={
-        "test": ["pytest>=8", "ai-edge-litert>=1.2"],
+        "test": ["pytest>=8", "ai-edge-litert>=1.2", "scipy>=1.11"],  # scipy: a reference matrix square root
         # Only to re-derive aign_tf/data/motions from pybullet's DeepMimic clips.
         "motion": ["pybullet>=3.2.7"],
     },

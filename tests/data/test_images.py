@@ -76,7 +76,7 @@ def test_mnist_split_depends_only_on_seed(mnist):
 def test_mnist_bias_restricts_only_memory(mnist):
     _, arrays = mnist
     data = images_lib.load_image_data("mnist", seed=0, bias="8")
-    assert data.sizes == {"train": 2500, "test": 500, "memory": 200}
+    assert data.sizes == {"train": 2500, "test": 500, "memory": 200} and data.bias_label == 8
     memory_images, memory_labels = _arrays(data.memory)
     assert len(memory_labels) == 200 and set(memory_labels.tolist()) == {8}
     assert _hashes(memory_images) == _hashes(arrays["memory"][0][arrays["memory"][1] == 8])
@@ -154,7 +154,7 @@ def test_lfw_parts_are_disjoint_and_are_the_skimage_crops(lfw):
 def test_lfw_bias_seed_and_bad_bias(lfw):
     _, arrays = lfw
     data = images_lib.load_image_data("lfw", seed=0, bias="face")
-    assert data.sizes == {"train": 100, "test": 20, "memory": 40}
+    assert data.sizes == {"train": 100, "test": 20, "memory": 40} and data.bias_label == 1
     memory_images, memory_labels = _arrays(data.memory)
     assert memory_labels.tolist() == [1] * 40
     assert _hashes(memory_images) == _hashes(arrays["memory"][0][arrays["memory"][1] == 1])
@@ -364,7 +364,7 @@ def test_celeb_a_identity_bias_with_mock_data(tmp_path):
         count = train_ids.count(person)
         data = images_lib.load_image_data(
             "celeb_a", str(tmp_path), attribute="Identity", bias=str(person), image_size=16)
-        assert data.class_names == (f"not_identity_{person}", f"identity_{person}")
+        assert data.class_names == (f"not_identity_{person}", f"identity_{person}") and data.bias_label == 1
         assert data.image_shape == (16, 16, 3)
         assert data.sizes == {"train": n - count, "test": n, "memory": count}
         assert int(data.memory.cardinality()) == count and int(data.train.cardinality()) == n - count

@@ -1,0 +1,63 @@
+"""One picture comparing several trained models of a task on the same held-out inputs.
+
+    python -m aign_tf.zoo.compare --task=superres --model_dir=runs/sr-b0,runs/sr-b02,runs/sr-b08 \\
+        --output=sweep.png [--shared_rows=input,truth] [--rows=prediction]
+
+Rows, top to bottom: the `--shared_rows` of the task's image grid (from the first model), then the
+`--rows` of each model in the order given. Columns are the first `--columns` held-out examples of the
+first model's configuration.
+"""
+from __future__ import annotations
+
+from absl import flags
+
+from aign_tf.errors import UserError
+from aign_tf.tasks.base import with_default_options
+from aign_tf.zoo import cli, registry, trainer
+
+flags.DEFINE_string("output", None, "PNG file to write.")
+flags.DEFINE_string("shared_rows", "input,truth", "Rows of the task's image grid shown once, from the first model.")
+flags.DEFINE_string("rows", "prediction", "Rows of the task's image grid shown for every model.")
+flags.DEFINE_integer("columns", 8, "Held-out examples (columns).")
+
+FLAGS = flags.FLAGS
+
+
+def _names(text: str) -> list[str]:
+    return [name for name in text.split(",") if name]
+
+
+def comparison_grid(task_name: str, model_dirs: list[str], shared_rows: list[str], rows: list[str],
+                    columns: int = 8):
+    """[1, H', W', C] picture: shared rows once, then each model's rows."""
+    task = registry.get_task(task_name)
+    batch, grid_rows = None, {}
+    for index, model_dir in enumerate(model_dirs):
+        config = trainer.read_config(model_dir)
+        if config is None or config.task != task.name:
+            raise UserError(f"{model_dir} holds no trained {task.name!r} model; train it first")
+        config = with_default_options(task, config)
+        model, _ = trainer.load_for_inference(task, config, model_dir)
+        if batch is None:
+            batch = next(iter(task.eval_data(config)))
+        grids = task.images(model, batch)
+        wanted = (shared_rows if index == 0 else []) + rows
+        missing = [name for name in wanted if name not in grids]
+        if missing:
+            raise UserError(f"{task.name} has no image row {missing[0]!r}; its rows are {', '.join(grids)}")
+        for name in wanted:
+            grid_rows[name if name in shared_rows and index == 0 else f"{name} ({model_dir})"] = grids[name]
+    return trainer.image_grid(grid_rows, columns)
+
+
+def main(argv: list[str]) -> None:
+    output = cli.require("output")
+    model_dirs = _names(cli.require("model_dir"))
+    grid = comparison_grid(cli.require("task"), model_dirs, _names(FLAGS.shared_rows), _names(FLAGS.rows),
+                           FLAGS.columns)
+    trainer.save_png(output, grid)
+    print(f"wrote {output}: {grid.shape[2]}x{grid.shape[1]} pixels")
+
+
+if __name__ == "__main__":
+    cli.run(main)
