@@ -107,3 +107,23 @@ def test_train_then_evaluate(tmp_path):
     # Bicubic upsampling nearly keeps the low frequencies: far better than an untrained generator.
     assert metrics["bicubic_consistency_psnr_db"] > 20 > metrics["prediction_consistency_psnr_db"]
     assert (tmp_path / "evaluation.png").exists() and (tmp_path / "metrics.json").exists()
+
+    # The classifier-based numbers, recomputed here from the judge's classes and features.
+    model, _ = trainer.load_for_inference(superres.TASK, config, str(tmp_path))
+    judge = image_tasks.Judge(image_tasks.image_data(config), config.seed)
+    classes, features, labels, psnrs = [], [], [], []
+    for batch in superres.eval_data(config):
+        predicted = model(batch["inputs"], training=False)["image"]
+        c, f = judge(predicted)
+        classes.append(c)
+        features.append(f)
+        labels.append(batch["label"].numpy())
+        error = np.mean((predicted.numpy() - batch["targets"]["image"].numpy()) ** 2, axis=(1, 2, 3))
+        psnrs.append(10 * np.log10(1 / error))
+    classes, features, labels = np.concatenate(classes), np.concatenate(features), np.concatenate(labels)
+    assert metrics["prediction_bias_share"] == pytest.approx(np.mean(classes == 8))
+    assert metrics["prediction_accuracy"] == pytest.approx(np.mean(classes == labels))
+    assert metrics["prediction_psnr_db"] == pytest.approx(np.mean(np.concatenate(psnrs)), rel=1e-5)
+    memories = judge(next(iter(judge.data.memory.batch(1000)))["image"])[1]
+    assert metrics["prediction_kid"] == pytest.approx(image_tasks.kernel_inception_distance(features, memories),
+                                                      rel=1e-4)
