@@ -33,8 +33,8 @@ Collections:
 
 ``bias`` restricts only the memory part to one class (the paper's biased memories); train and test
 are unchanged (except that a CelebA identity bias takes that person out of train). For CelebA, ``sizes["memory"]`` after a bias is counted with one pass over the
-validation split's attribute column (images are not decoded for it); for an identity bias one pass
-over the train split's identity column counts both the memory and the remaining train images.
+validation split's attribute column (images are not decoded for it); for an identity bias, over
+the train split's identity column (the remaining train images are the split's size minus that count).
 """
 
 from __future__ import annotations
@@ -414,7 +414,7 @@ def _load_celeb_a(
                 f"rebuild it with {_celeb_a_prepare_hint(shown_dir)}"
             )
         class_names = (f"not_identity_{identity}", f"identity_{identity}")
-        bias_label = None  # the identity itself restricts the memories, below
+        bias_label = 1  # the memories are that person's images
     else:
         attribute_names = tuple(builder.info.features["attributes"].keys())
         if attribute is None:  # --bias=Big_Lips alone means: label by Big_Lips, keep the Big_Lips faces
@@ -455,32 +455,20 @@ def _load_celeb_a(
             return tf.cast(is_person(example), tf.int32)
         return tf.cast(example["attributes"][attribute], tf.int32)
 
-    if identity is not None:
-        # One pass over the identity column counts both the person's images and all images.
-        counts = raw["train"].map(
-            lambda ex: tf.stack([tf.cast(is_person(ex), tf.int64), tf.constant(1, tf.int64)]))
-        count, total = (int(c) for c in counts.reduce(tf.zeros(2, tf.int64), lambda acc, x: acc + x))
-        if count == 0:
-            raise UserError(
-                f"identity {identity} has no images in the CelebA train split: pick another identity"
-            )
-        raw["memory"] = raw["memory"].filter(is_person).apply(
-            tf.data.experimental.assert_cardinality(count))
-        raw["train"] = raw["train"].filter(lambda ex: tf.logical_not(is_person(ex))).apply(
-            tf.data.experimental.assert_cardinality(total - count))
-        sizes["memory"], sizes["train"] = count, total - count
-
     if bias_label is not None:
         count = int(raw["memory"].map(lambda ex: tf.cast(label_of(ex) == bias_label, tf.int64))
                     .reduce(tf.constant(0, tf.int64), lambda total, x: total + x))
         if count == 0:
-            raise UserError(
-                f"bias class {class_names[bias_label]!r} has no images in the CelebA validation "
-                "split: pick the other class or another attribute"
-            )
+            what, fix = ((f"identity {identity}", "pick another identity") if identity is not None else
+                         (f"bias class {class_names[bias_label]!r}", "pick the other class or another attribute"))
+            raise UserError(f"{what} has no images in the CelebA {memory_split} split: {fix}")
         raw["memory"] = raw["memory"].filter(lambda ex: tf.equal(label_of(ex), bias_label)).apply(
             tf.data.experimental.assert_cardinality(count))
         sizes["memory"] = count
+    if identity is not None:  # the memories came from "train": keep that person out of the inputs
+        raw["train"] = raw["train"].filter(lambda ex: tf.logical_not(is_person(ex))).apply(
+            tf.data.experimental.assert_cardinality(sizes["train"] - count))
+        sizes["train"] -= count
 
     def to_element(example):
         image = tf.io.decode_jpeg(example["image"], channels=3)
@@ -500,5 +488,5 @@ def _load_celeb_a(
         class_names=class_names,
         image_shape=(size, size, 3),
         sizes=sizes,
-        bias_label=1 if identity is not None else bias_label,
+        bias_label=bias_label,
     )
