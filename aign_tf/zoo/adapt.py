@@ -19,7 +19,6 @@ import tensorflow as tf
 from absl import flags
 
 from aign_tf.errors import UserError
-from aign_tf.tasks.base import with_default_options
 from aign_tf.zoo import cli, registry, trainer
 
 flags.DEFINE_string("from_dir", None, "Model dir of the trained model to adapt.")
@@ -32,13 +31,10 @@ def main(argv: list[str]) -> None:
     from_dir, model_dir, keypoints = cli.require("from_dir"), cli.require("model_dir"), cli.require("keypoints")
     if not os.path.exists(keypoints):
         raise UserError(f"keypoints file {keypoints} does not exist")
-    base = trainer.read_config(from_dir)
-    if base is None or base.task != task.name:
-        raise UserError(f"{from_dir} holds no trained {task.name} model")
+    base = trainer.trained_config(task, from_dir)
     steps = 500 if FLAGS.steps is None else FLAGS.steps
     if steps < 0:
         raise UserError("--steps must be >= 0")
-    base = with_default_options(task, base)
     options = {**base.options, **cli.overrides(cli.TASK_FLAGS), "keypoints": os.path.abspath(keypoints),
                "image_size": FLAGS.image_size}
     config = dataclasses.replace(base, steps=max(steps, 1), options=options)

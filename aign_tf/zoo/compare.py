@@ -12,7 +12,6 @@ from __future__ import annotations
 from absl import flags
 
 from aign_tf.errors import UserError
-from aign_tf.tasks.base import with_default_options
 from aign_tf.zoo import cli, registry, trainer
 
 flags.DEFINE_string("output", None, "PNG file to write.")
@@ -33,10 +32,7 @@ def comparison_grid(task_name: str, model_dirs: list[str], shared_rows: list[str
     task = registry.get_task(task_name)
     batch, grid_rows = None, {}
     for index, model_dir in enumerate(model_dirs):
-        config = trainer.read_config(model_dir)
-        if config is None or config.task != task.name:
-            raise UserError(f"{model_dir} holds no trained {task.name!r} model; train it first")
-        config = with_default_options(task, config)
+        config = trainer.trained_config(task, model_dir)
         model, _ = trainer.load_for_inference(task, config, model_dir)
         if batch is None:
             batch = next(iter(task.eval_data(config)))

@@ -15,7 +15,7 @@ import datetime
 import os
 
 from aign_tf.errors import UserError
-from aign_tf.tasks.base import Task, with_default_options
+from aign_tf.tasks.base import Task
 from aign_tf.zoo import cli, registry, trainer
 
 
@@ -34,13 +34,7 @@ def format_table(metrics: dict[str, float], columns: dict[str, dict[str, float]]
 
 def evaluate_dir(task: Task, model_dir: str, options: dict) -> tuple[dict[str, float], int]:
     """Evaluates model_dir's latest checkpoint; writes metrics.json and evaluation.png there."""
-    config = trainer.read_config(model_dir)
-    if config is None:
-        raise UserError(f"{model_dir} holds no config.json; train first with "
-                        f"python -m aign_tf.zoo.train --task={task.name} --model_dir={model_dir}")
-    if config.task != task.name:
-        raise UserError(f"{model_dir} holds a {config.task!r} model, not {task.name!r}")
-    config = with_default_options(task, config)
+    config = trainer.trained_config(task, model_dir)
     unknown = set(options) - set(config.options)
     if unknown:
         raise UserError(f"task {task.name!r} has no option {sorted(unknown)[0]!r}")

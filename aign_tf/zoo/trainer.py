@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from aign_tf.core import AIGN
 from aign_tf.errors import UserError
-from aign_tf.tasks.base import Config, Task, optimizers
+from aign_tf.tasks.base import Config, Task, optimizers, with_default_options
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
@@ -60,6 +60,17 @@ def read_config(model_dir: str) -> Config | None:
             return Config.from_json(f.read())
     except (ValueError, TypeError) as error:
         raise UserError(f"{path} is not a valid aign_tf config ({error}); use a fresh --model_dir") from None
+
+
+def trained_config(task: Task, model_dir: str) -> Config:
+    """The stored config of a trained `task` model in model_dir, with defaults for newer options."""
+    config = read_config(model_dir)
+    if config is None:
+        raise UserError(f"{model_dir} holds no config.json; train first with "
+                        f"python -m aign_tf.zoo.train --task={task.name} --model_dir={model_dir}")
+    if config.task != task.name:
+        raise UserError(f"{model_dir} holds a {config.task!r} model, not {task.name!r}")
+    return with_default_options(task, config)
 
 
 def write_config(model_dir: str, config: Config) -> None:

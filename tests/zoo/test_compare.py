@@ -30,5 +30,5 @@ def test_rows_come_from_each_model_on_the_same_inputs(tmp_path):
 
     with pytest.raises(UserError, match="no image row 'depth'"):
         compare.comparison_grid("superres", dirs[:1], [], ["depth"])
-    with pytest.raises(UserError, match="no trained 'inpaint' model"):
+    with pytest.raises(UserError, match="holds a 'superres' model, not 'inpaint'"):
         compare.comparison_grid("inpaint", dirs[:1], [], ["prediction"])
