@@ -51,6 +51,8 @@ class Task:
     evaluate       (model, config) -> {metric: float}
     images         (model, batch) -> {name: [N, H, W, C] images in [0, 1]}: TensorBoard grids, evaluation.png
     predict        optional (model, config) -> {name: array} on unlabelled inputs (`aign_tf.zoo.adapt`)
+    serving        model -> {name: `aign_tf.export.signatures.Signature`}, `serving_default` first: what a client sends
+                   and gets back (`aign_tf.export`, which adds the generator itself as `generator`)
     """
     name: str
     defaults: dict[str, Any]
@@ -60,6 +62,7 @@ class Task:
     evaluate: Callable[[AIGN, Config], dict[str, float]]
     images: Callable[[AIGN, dict], dict[str, tf.Tensor]]
     predict: Callable[[AIGN, Config], dict] | None = None
+    serving: Callable[[AIGN], dict[str, Any]] | None = None
 
     def config(self, **overrides: Any) -> Config:
         """The paper's defaults for this task, with `overrides` (None values ignored) applied."""

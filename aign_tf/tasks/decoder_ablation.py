@@ -71,4 +71,4 @@ def build_model(config: Config) -> AIGN:
 
 
 TASK = Task("decoder_ablation", DEFAULTS, build_model, inpaint.train_data, inpaint.eval_data, inpaint.evaluate,
-            inpaint.images)
+            inpaint.images, serving=inpaint.serving)

@@ -19,6 +19,7 @@ import tensorflow as tf
 from aign_tf.render import image as image_renderer
 from aign_tf.core import AIGN
 from aign_tf.errors import UserError, check_choice
+from aign_tf.export.signatures import image_from_uint8, image_to_uint8, signature, spec
 from aign_tf.nets import layers
 from aign_tf.tasks import image_tasks
 from aign_tf.tasks.base import Config, Task
@@ -179,4 +180,27 @@ def images(model: AIGN, batch: dict) -> dict[str, tf.Tensor]:
     return grids
 
 
-TASK = Task("inpaint", DEFAULTS, build_model, train_data, eval_data, evaluate, images)
+def serving(model: AIGN) -> dict:
+    """serving_default  uint8 image [N, H, W, C] and uint8 mask [N, H, W, 1] (nonzero = visible) ->
+                     uint8 "image", the completion (visible input pixels kept, hidden ones from G(x)),
+                     and uint8 "prediction", G(x) itself
+    render           float image [N, H, W, C] in [0, 1] and float 0/1 mask -> float "image", the
+                     renderer's P(image, mask) (the learned decoder's output in the decoder ablation)"""
+    rows, cols, channels = model.generator.input["image"].shape[1:]
+
+    def complete(inputs):
+        visible = tf.minimum(tf.cast(inputs["mask"], tf.float32), 1.0)
+        masked = image_renderer.mask(image_from_uint8(inputs["image"]), visible)
+        predicted = model.generator({"image": masked, "mask": visible}, training=False)["image"]
+        return {"image": image_to_uint8(masked + (1.0 - visible) * predicted), "prediction": image_to_uint8(predicted)}
+
+    def render(inputs):
+        rendered, _ = model.render({"image": inputs["image"]}, {"inputs": {"mask": inputs["mask"]}})
+        return {"image": rendered}
+
+    return {"serving_default": signature([spec("image", (rows, cols, channels), tf.uint8),
+                                          spec("mask", (rows, cols, 1), tf.uint8)], complete),
+            "render": signature([spec("image", (rows, cols, channels)), spec("mask", (rows, cols, 1))], render)}
+
+
+TASK = Task("inpaint", DEFAULTS, build_model, train_data, eval_data, evaluate, images, serving=serving)

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from aign_tf.core import AIGN
 from aign_tf.errors import UserError
+from aign_tf.export.signatures import image_from_uint8, image_to_uint8, signature, spec
 from aign_tf.nets import layers
 from aign_tf.render import image as image_renderer
 from aign_tf.tasks import image_tasks
@@ -154,4 +155,20 @@ def images(model: AIGN, batch: dict) -> dict[str, tf.Tensor]:
     return grids
 
 
-TASK = Task("superres", DEFAULTS, build_model, train_data, eval_data, evaluate, images)
+def serving(model: AIGN) -> dict:
+    """serving_default  uint8 low-resolution image [N, h, w, C] -> uint8 "image" [N, 4h, 4w, C], G(x)
+    render           float image [N, 4h, 4w, C] -> float "image" [N, h, w, C], its 4x4 average pooling"""
+    rows, cols, channels = model.generator.input["image"].shape[1:]
+
+    def upsample(inputs):
+        predicted = model.generator({"image": image_from_uint8(inputs["image"])}, training=False)["image"]
+        return {"image": image_to_uint8(predicted)}
+
+    def render(inputs):
+        return {"image": render_pooled(inputs, None)[0]}
+
+    return {"serving_default": signature([spec("image", (rows, cols, channels), tf.uint8)], upsample),
+            "render": signature([spec("image", (FACTOR * rows, FACTOR * cols, channels))], render)}
+
+
+TASK = Task("superres", DEFAULTS, build_model, train_data, eval_data, evaluate, images, serving=serving)

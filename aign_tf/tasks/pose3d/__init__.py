@@ -26,6 +26,8 @@ import tensorflow as tf
 from aign_tf.core import AIGN, Gating
 from aign_tf.data import deepmimic, h36m
 from aign_tf.errors import UserError, check_choice
+from aign_tf.export.signatures import signature, spec
+from aign_tf.render import camera
 from aign_tf.tasks.base import Config, Task
 from aign_tf.tasks.pose3d import data, figures, metrics, model as networks, skeleton
 
@@ -180,4 +182,44 @@ def images(model: AIGN, batch: dict) -> dict[str, tf.Tensor]:
     return {"skeletons": tf.constant(image[..., :3], tf.float32) / 255.0}
 
 
-TASK = Task("pose3d", DEFAULTS, build_model, train_data, eval_data, evaluate, images, predict)
+def _project_px(joints: tf.Tensor, focal_px: tf.Tensor, image_size: tf.Tensor) -> tf.Tensor:
+    """The renderer (eq. 2) in pixels: camera-frame joints [N, J, 3], focal [N], image (width, height)
+    [N, 2] with the principal point at its centre -> keypoints [N, J, 2]."""
+    rendered, _ = networks.render_keypoints(
+        {"pose": joints, "translation": tf.zeros_like(joints[:, 0]), "focal": focal_px[:, tf.newaxis]}, None)
+    return rendered + image_size[:, tf.newaxis] / 2
+
+
+def serving(model: AIGN) -> dict:
+    """serving_default  float keypoints [N, J, 2] in pixels and image_size [N, 2] (width, height; the
+                     principal point is the image centre, coordinates are scaled by half the longer
+                     side as in training) -> "joints" [N, J, 3], the 3D joints in the camera frame
+                     (metres, x right, y down, z forward), "rotation" [N, 3, 3] (Rx Ry Rz),
+                     "translation" [N, 3] (metres, of the pelvis), "focal_px" [N] and "keypoints"
+                     [N, J, 2], the joints reprojected (pixels)
+    render           joints [N, J, 3], focal_px [N], image_size [N, 2] -> "keypoints" [N, J, 2] (eq. 2)"""
+    joints = model.generator.input["keypoints"].shape[1]
+
+    def estimate(inputs):
+        size = inputs["image_size"]
+        half = tf.reduce_max(size, axis=-1, keepdims=True)[:, tf.newaxis] / 2  # [N, 1, 1]
+        normalised = (inputs["keypoints"] - size[:, tf.newaxis] / 2) / half
+        predicted = model.generator({"keypoints": normalised}, training=False)
+        translation = predicted["translation"]
+        camera_joints = predicted["pose"] + translation[:, tf.newaxis]
+        focal_px = predicted["focal"][:, 0] * half[:, 0, 0]
+        return {"joints": camera_joints, "rotation": camera.rotation_xyz(predicted["angles"]),
+                "translation": translation, "focal_px": focal_px,
+                "keypoints": _project_px(camera_joints, focal_px, size)}
+
+    def render(inputs):
+        return {"keypoints": _project_px(inputs["joints"], inputs["focal_px"], inputs["image_size"])}
+
+    size = spec("image_size", (2,))
+    in_view = {"keypoints": (192.0, 320.0), "image_size": (512.0, 512.0)}  # random inputs for checks, timing
+    return {"serving_default": signature([spec("keypoints", (joints, 2)), size], estimate, in_view),
+            "render": signature([spec("joints", (joints, 3)), spec("focal_px", ()), size], render,
+                                {"joints": (2.0, 3.0), "focal_px": (500.0, 1000.0), "image_size": (512.0, 512.0)})}
+
+
+TASK = Task("pose3d", DEFAULTS, build_model, train_data, eval_data, evaluate, images, predict, serving=serving)

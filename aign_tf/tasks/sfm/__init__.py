@@ -33,6 +33,7 @@ import tensorflow as tf
 from aign_tf.core import AIGN, Gating
 from aign_tf.data import frames
 from aign_tf.errors import UserError, check_choice
+from aign_tf.export.signatures import image_from_uint8, signature, spec
 from aign_tf.render import warp
 from aign_tf.tasks.base import Config, Task
 from aign_tf.tasks.sfm import metrics, model as networks
@@ -247,4 +248,31 @@ def images(model: AIGN, batch: dict) -> dict[str, tf.Tensor]:
     return grids
 
 
-TASK = Task("sfm", DEFAULTS, build_model, train_data, eval_data, evaluate, images)
+def serving(model: AIGN) -> dict:
+    """serving_default  uint8 frames image1, image2 [N, H, W, 3] -> "depth" [N, H, W, 1] of image1 (in
+                     the unit of the training motions, metres), the camera motion from frame 1 to
+                     frame 2 (X2 = R X1 + T): "rotation" [N, 3, 3], "angles" [N, 3] (Rx Ry Rz),
+                     "translation" [N, 3]; and the flow network's "flow" [N, H, W, 2] (pixels)
+    render           float image2 [N, H, W, 3] in [0, 1], depth, rotation, translation -> "image",
+                     image2 warped into frame 1 (eq. 3), and "valid", 1 where the pixel stays in view"""
+    rows, cols = model.generator.input["image1"].shape[1:3]
+
+    def estimate(inputs):
+        predicted = model.generator({name: image_from_uint8(frame) for name, frame in inputs.items()}, training=False)
+        return {"depth": tf.exp(predicted["log_depth"]), "rotation": predicted["rotation"],
+                "angles": predicted["angles"], "translation": predicted["translation"], "flow": predicted["flow"]}
+
+    def render(inputs):
+        motion = {"log_depth": tf.math.log(inputs["depth"]), "rotation": inputs["rotation"],
+                  "translation": inputs["translation"]}
+        warped, valid = model.renderer(motion, {"image2": inputs["image2"]})
+        return {"image": warped, "valid": valid}
+
+    return {"serving_default": signature([spec("image1", (rows, cols, 3), tf.uint8),
+                                          spec("image2", (rows, cols, 3), tf.uint8)], estimate),
+            "render": signature([spec("image2", (rows, cols, 3)), spec("depth", (rows, cols, 1)),
+                                 spec("rotation", (3, 3)), spec("translation", (3,))], render,
+                                {"depth": (2.0, 50.0), "rotation": (-0.01, 0.01), "translation": (-0.5, 0.5)})}
+
+
+TASK = Task("sfm", DEFAULTS, build_model, train_data, eval_data, evaluate, images, serving=serving)

@@ -1,0 +1,38 @@
+"""python -m aign_tf.export --task=NAME --model_dir=DIR --out=OUT [--version=N] [--tflite]
+
+Writes OUT/NAME/VERSION/ for TF Serving (see `aign_tf.export.saved_model`) and prints its
+signatures; with --tflite also model.tflite and its largest difference from the SavedModel.
+"""
+from __future__ import annotations
+
+import json
+
+from absl import flags
+
+from aign_tf.export import saved_model
+from aign_tf.zoo import cli, registry
+
+flags.DEFINE_string("out", None, "Export base directory: the model goes to OUT/TASK/VERSION.")
+flags.DEFINE_integer("version", None, "Version number (a new directory); default: one above the latest.")
+flags.DEFINE_boolean("tflite", False, "Also convert to TFLite (model.tflite) and compare it with the SavedModel.")
+
+
+def main(argv: list[str]) -> None:
+    task = registry.get_task(cli.require("task"))
+    path = saved_model.export(task, cli.require("model_dir"), cli.require("out"), flags.FLAGS.version,
+                              flags.FLAGS.tflite)
+    with open(f"{path}/export.json") as f:
+        metadata = json.load(f)
+    print(f"exported {task.name} (step {metadata['step']}) to {path}")
+    for name, spec in metadata["signatures"].items():
+        def show(specs):
+            return ", ".join(f"{k}: {v['dtype']}{v['shape']}" for k, v in specs.items())
+        print(f"  {name}({show(spec['inputs'])}) -> {show(spec['outputs'])}")
+    if "tflite" in metadata:
+        print(f"  {metadata['tflite']['file']}: max |SavedModel - TFLite| on random inputs")
+        for name, outputs in metadata["tflite"]["max_abs_difference"].items():
+            print(f"    {name}: " + ", ".join(f"{k} {v:.3g}" for k, v in outputs.items()))
+
+
+if __name__ == "__main__":
+    cli.run(main)

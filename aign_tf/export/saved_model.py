@@ -1,0 +1,127 @@
+"""Export a trained model as a SavedModel in the layout TF Serving loads:
+
+    OUT/NAME/VERSION/saved_model.pb, variables/   the SavedModel (signatures below)
+    OUT/NAME/VERSION/export.json                  task, checkpoint step, config, signature specs
+    OUT/NAME/VERSION/model.tflite                 with --tflite: every signature, builtin ops only
+
+Signatures: the task's (`Task.serving`, `serving_default` first) and `generator`, the Keras generator
+itself on float inputs. A version is written to a hidden directory beside it and renamed into place
+when complete: TF Serving never sees half an export, and an existing version is never overwritten.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import shutil
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from aign_tf.core import AIGN
+from aign_tf.errors import UserError
+from aign_tf.export import tflite
+from aign_tf.export.signatures import Signature, random_inputs, signature, spec
+from aign_tf.tasks.base import Task
+from aign_tf.zoo import trainer
+
+
+def versions(base: str) -> list[int]:
+    """The version numbers exported under base (OUT/NAME), ascending."""
+    if not os.path.isdir(base):
+        return []
+    return sorted(int(name) for name in os.listdir(base) if name.isdigit())
+
+
+def serving_signatures(task: Task, model: AIGN) -> dict[str, Signature]:
+    """The task's signatures and `generator`."""
+    if task.serving is None:
+        raise UserError(f"task {task.name!r} has no serving signatures to export")
+    specs = [spec(name, tensor.shape[1:], tensor.dtype) for name, tensor in sorted(model.generator.input.items())]
+    return {**task.serving(model),
+            "generator": signature(specs, lambda inputs: model.generator(inputs, training=False))}
+
+
+def write_saved_model(model: AIGN, signatures: dict[str, Signature], path: str) -> None:
+    archive = keras.export.ExportArchive()
+    archive.track(model.generator)
+    if isinstance(model.renderer, keras.layers.Layer):  # a learned decoder (the ablation) has weights
+        archive.track(model.renderer)
+    for name, serving in signatures.items():
+        archive.add_endpoint(name, serving.function)
+    archive.write_out(path, verbose=False)
+
+
+def describe(loaded, signatures: dict[str, Signature]) -> dict:
+    """{signature: {"inputs"/"outputs": {name: {"dtype", "shape"}}}} of a loaded SavedModel (None = any
+    size); each input also has the "example_range" of the random inputs that check and time it."""
+    def specs(structure, examples=None):
+        return {name: {"dtype": s.dtype.name, "shape": s.shape.as_list(),
+                       **({"example_range": list(examples[name])} if examples else {})}
+                for name, s in sorted(structure.items())}
+
+    return {name: {"inputs": specs(function.structured_input_signature[1], signatures[name].examples),
+                   "outputs": specs(function.structured_outputs)}
+            for name, function in sorted(loaded.signatures.items())}
+
+
+def example_inputs(loaded, described: dict, batch_size: int, seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
+    """{signature: random inputs} over the example ranges that `describe` recorded."""
+    return {name: random_inputs(function.structured_input_signature[1],
+                                {k: tuple(v["example_range"]) for k, v in described[name]["inputs"].items()},
+                                batch_size, seed)
+            for name, function in sorted(loaded.signatures.items())}
+
+
+def compare_with_tflite(loaded, tflite_path: str, inputs: dict[str, dict[str, np.ndarray]]) -> dict:
+    """{signature: {output: max |SavedModel - TFLite|}} on {signature: inputs}."""
+    model = tflite.interpreter(tflite_path)
+    missing = set(loaded.signatures) - set(model.get_signature_list())
+    if missing:
+        raise UserError(f"{tflite_path} lacks the signatures {sorted(missing)}")
+    differences = {}
+    for name, function in sorted(loaded.signatures.items()):
+        expected = function(**{k: tf.constant(v) for k, v in inputs[name].items()})
+        got = tflite.run(model, name, inputs[name])
+        differences[name] = {k: float(np.max(np.abs(v.numpy().astype(np.float64) - got[k].astype(np.float64))))
+                             for k, v in sorted(expected.items())}
+    return differences
+
+
+def export(task: Task, model_dir: str, out: str, version: int | None = None, with_tflite: bool = False) -> str:
+    """Exports model_dir's latest checkpoint to OUT/NAME/VERSION (default: the next free version)."""
+    config = trainer.trained_config(task, model_dir)
+    base = os.path.join(out, task.name)
+    version = version if version is not None else (versions(base) or [0])[-1] + 1
+    if version < 1:
+        raise UserError(f"--version must be a positive integer, got {version}")
+    final = os.path.join(base, str(version))
+    if os.path.exists(final):
+        raise UserError(f"{final} exists and exports are never overwritten; omit --version to write "
+                        f"version {(versions(base) or [0])[-1] + 1}")
+    model, step = trainer.load_for_inference(task, config, model_dir)
+    signatures = serving_signatures(task, model)
+    os.makedirs(base, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{version}-partial-", dir=base)  # not a number: TF Serving skips it
+    try:
+        write_saved_model(model, signatures, staging)
+        loaded = tf.saved_model.load(staging)
+        metadata = {"task": task.name, "version": version, "step": step, "model_dir": os.path.abspath(model_dir),
+                    "date": datetime.date.today().isoformat(), "config": dataclasses.asdict(config),
+                    "signatures": describe(loaded, signatures)}
+        if with_tflite:
+            path = os.path.join(staging, tflite.FILENAME)
+            with open(path, "wb") as f:
+                f.write(tflite.convert(staging))
+            inputs = example_inputs(loaded, metadata["signatures"], batch_size=2)
+            metadata["tflite"] = {"file": tflite.FILENAME, "inputs": "random over example_range, batch 2, seed 0",
+                                  "max_abs_difference": compare_with_tflite(loaded, path, inputs)}
+        trainer.write_json(os.path.join(staging, "export.json"), metadata)
+        os.chmod(staging, 0o755)  # mkdtemp made it private; a server under another user must read it
+        os.rename(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final

@@ -1,0 +1,69 @@
+"""What every task's serving signatures share: fixed input specs, and the conversions between what a
+client has (uint8 images, pixel coordinates) and what the networks read (floats in [0, 1]).
+
+A task's `serving(model)` returns {signature name: `Signature`}, the first one `serving_default`. Inputs have a fixed dtype and shape (only the batch axis is free). A tensor of
+another dtype is refused by TensorFlow before the graph runs ("... was expected to be a uint8 tensor
+but is a float tensor"), one of another shape inside the graph by `checked` ("Shape of tensor image
+[2,20,28,1] is not compatible with expected shape [?,28,28,1]").
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+
+def spec(name: str, shape: tuple, dtype: tf.DType = tf.float32) -> tf.TensorSpec:
+    """The spec of one batched input: [None, *shape]."""
+    return tf.TensorSpec([None, *shape], dtype, name=name)
+
+
+def checked(tensor: tf.Tensor, tensor_spec: tf.TensorSpec) -> tf.Tensor:
+    """`tensor`, with its shape checked against `tensor_spec` when the graph runs."""
+    return tf.ensure_shape(tensor, tensor_spec.shape, name=tensor_spec.name)
+
+
+def image_from_uint8(image: tf.Tensor) -> tf.Tensor:
+    """uint8 [0, 255] -> float32 [0, 1]."""
+    return tf.cast(image, tf.float32) / 255.0
+
+
+def image_to_uint8(image: tf.Tensor) -> tf.Tensor:
+    """float [0, 1] -> uint8, rounded to the nearest grey level; values outside [0, 1] are clipped."""
+    return tf.cast(tf.round(tf.clip_by_value(image, 0.0, 1.0) * 255.0), tf.uint8)
+
+
+@dataclasses.dataclass(frozen=True)
+class Signature:
+    """A serving signature and, per input, the (low, high) range of the random inputs that check it
+    against TFLite and time it (default: [0, 255] for uint8, [0, 1) for floats)."""
+    function: tf.types.experimental.PolymorphicFunction
+    examples: dict[str, tuple[float, float]]
+
+
+def signature(specs: list[tf.TensorSpec], function, examples: dict[str, tuple[float, float]] | None = None
+              ) -> Signature:
+    """`function(inputs)` on one dict of inputs named, typed and shaped by `specs`, each shape checked
+    when the graph runs. `function` returns a dict of outputs."""
+    by_name = {s.name: s for s in specs}
+
+    def serve(inputs):
+        return function({name: checked(inputs[name], s) for name, s in by_name.items()})
+
+    ranges = {name: (0, 255) if s.dtype == tf.uint8 else (0.0, 1.0) for name, s in by_name.items()}
+    return Signature(tf.function(serve, input_signature=[by_name]), {**ranges, **(examples or {})})
+
+
+def random_inputs(specs: dict[str, tf.TensorSpec], examples: dict[str, tuple[float, float]], batch_size: int,
+                  seed: int = 0) -> dict[str, np.ndarray]:
+    """Inputs that fit `specs`, uniform over each input's `examples` range (integers for uint8)."""
+    rng = np.random.default_rng(seed)
+    inputs = {}
+    for name in sorted(specs):
+        shape, (low, high) = [batch_size, *specs[name].shape[1:]], examples[name]
+        if specs[name].dtype == tf.uint8:
+            inputs[name] = rng.integers(low, high + 1, shape).astype(np.uint8)
+        else:
+            inputs[name] = rng.uniform(low, high, shape).astype(specs[name].dtype.as_numpy_dtype)
+    return inputs

@@ -1,0 +1,47 @@
+"""TFLite conversion of an exported SavedModel, and running it with the LiteRT interpreter.
+
+The model is converted with TFLite builtin ops only: a signature that would need a TensorFlow (Flex)
+op fails the conversion, naming the op. The interpreter itself does not check input shapes (a wrong
+one gives garbage or a crash), so `run` checks them against the signature first.
+"""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from aign_tf.errors import UserError
+
+FILENAME = "model.tflite"  # inside the export's version directory, next to saved_model.pb
+
+
+def convert(saved_model_dir: str) -> bytes:
+    """Every signature of the SavedModel as one TFLite flatbuffer (builtin ops only)."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    try:
+        return converter.convert()
+    except Exception as error:  # the converter raises its own ConverterError (and others) with pages of MLIR
+        lines = [line for line in str(error).splitlines() if "TF Select ops" in line or "Flex" in line]
+        raise UserError(f"TFLite conversion of {saved_model_dir} failed: {(lines or [str(error)])[0].strip()}") from None
+
+
+def interpreter(path: str):
+    """A LiteRT interpreter on the .tflite file at `path`."""
+    from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
+    return Interpreter(model_path=path)
+
+
+def run(model, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Runs one signature of a LiteRT interpreter after checking the inputs' names, dtypes and shapes."""
+    runner = model.get_signature_runner(signature)
+    details = runner.get_input_details()
+    if set(inputs) != set(details):
+        raise UserError(f"signature {signature!r} takes inputs {sorted(details)}, got {sorted(inputs)}")
+    for name, detail in details.items():
+        value, expected = np.asarray(inputs[name]), detail["shape_signature"]
+        fits = value.ndim == len(expected) and all(e == -1 or e == v for e, v in zip(expected, value.shape))
+        if value.dtype != detail["dtype"] or not fits:
+            wanted = "x".join("N" if e == -1 else str(e) for e in expected)
+            raise UserError(f"input {name!r} of signature {signature!r} is {value.dtype} {list(value.shape)}; "
+                            f"expected {np.dtype(detail['dtype']).name} [{wanted}]")
+    return runner(**inputs)
