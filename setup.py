@@ -1,6 +1,8 @@
 """aign_tf: Adversarial Inverse Graphics Networks in TensorFlow 2 / Keras 3."""
 from setuptools import find_packages, setup
 
+EXPORT = ["ai-edge-litert>=1.2", "tensorflow-serving-api>=2.21", "requests>=2.31"]
+
 setup(
     name="aign_tf",
     version="0.1.0",
@@ -26,7 +28,9 @@ setup(
         "opencv-python-headless>=4.8",  # the geometric egomotion baseline (essential matrix, RANSAC)
     ],
     extras_require={
-        "test": ["pytest>=8", "ai-edge-litert>=1.2", "scipy>=1.11"],  # scipy: a reference matrix square root
+        # Running TFLite exports (LiteRT), and the TF Serving client in export/client.py.
+        "export": EXPORT,
+        "test": ["pytest>=8", "scipy>=1.11", *EXPORT],  # scipy: a reference matrix square root
         # Only to re-derive aign_tf/data/motions from pybullet's DeepMimic clips.
         "motion": ["pybullet>=3.2.7"],
     },

@@ -25,10 +25,13 @@ def convert(saved_model_dir: str) -> bytes:
         raise UserError(f"TFLite conversion of {saved_model_dir} failed: {(lines or [str(error)])[0].strip()}") from None
 
 
-def interpreter(path: str):
-    """A LiteRT interpreter on the .tflite file at `path`."""
-    from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
-    return Interpreter(model_path=path)
+def interpreter(path: str, threads: int | None = None):
+    """A LiteRT interpreter on the .tflite file at `path` (`threads`: None = LiteRT's default)."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        raise UserError("running TFLite models needs the LiteRT interpreter: pip install 'aign_tf[export]'") from None
+    return Interpreter(model_path=path, num_threads=threads)
 
 
 def run(model, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
