@@ -12,7 +12,6 @@ from absl import flags
 from aign_tf.export import saved_model
 from aign_tf.zoo import cli, registry
 
-flags.DEFINE_string("out", None, "Export base directory: the model goes to OUT/TASK/VERSION.")
 flags.DEFINE_integer("version", None, "Version number (a new directory); default: one above the latest.")
 flags.DEFINE_boolean("tflite", False, "Also convert to TFLite (model.tflite) and compare it with the SavedModel.")
 

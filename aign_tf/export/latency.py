@@ -2,7 +2,7 @@
 
     python -m aign_tf.export.latency --export=exports/inpaint/1 [--batch_sizes=1,32] [--repeats=50]
 
-Each number is the median wall time of `--repeats` calls in one process, after `--warmup` calls, on
+Each number is the median wall time of `--repeats` calls in one process, after `--warmup_calls` calls, on
 random inputs over the signature's example ranges (export.json). TFLite runs with `--threads`
 interpreter threads (default: all cores, as TensorFlow uses).
 """
@@ -24,7 +24,7 @@ flags.DEFINE_string("export", None, "An export's version directory, OUT/TASK/VER
 flags.DEFINE_string("signature", "serving_default", "The signature to time.")
 flags.DEFINE_string("batch_sizes", "1,32", "Comma-separated batch sizes.")
 flags.DEFINE_integer("repeats", 50, "Timed calls per measurement (the median is reported).")
-flags.DEFINE_integer("warmup", 3, "Untimed calls before each measurement.")
+flags.DEFINE_integer("warmup_calls", 3, "Untimed calls before each measurement.")
 flags.DEFINE_integer("threads", None, "TFLite interpreter threads (default: os.cpu_count()).")
 
 
@@ -72,7 +72,7 @@ def main(argv: list[str]) -> None:
         raise UserError(f"--batch_sizes={flags.FLAGS.batch_sizes} is not a comma-separated list of integers") from None
     if not batch_sizes or min(batch_sizes) < 1 or flags.FLAGS.repeats < 1:
         raise UserError("--batch_sizes must list positive integers and --repeats be at least 1")
-    result = measure(export_dir, flags.FLAGS.signature, batch_sizes, flags.FLAGS.repeats, flags.FLAGS.warmup,
+    result = measure(export_dir, flags.FLAGS.signature, batch_sizes, flags.FLAGS.repeats, flags.FLAGS.warmup_calls,
                      flags.FLAGS.threads)
     print(f"{export_dir} {flags.FLAGS.signature}: median of {flags.FLAGS.repeats} calls (ms)")
     print("| batch | SavedModel | TFLite |")

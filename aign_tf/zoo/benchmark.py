@@ -49,7 +49,6 @@ from aign_tf.zoo import cli, registry, trainer
 from aign_tf.zoo.evaluate import format_table
 
 flags.DEFINE_integer("warmup", 5, "Untimed steps before timing (the first one traces).")
-flags.DEFINE_string("out", None, "Write the numbers as JSON to this file (default: do not write).")
 
 FLAGS = flags.FLAGS
 DEFAULT_STEPS = 30

@@ -16,6 +16,8 @@ FLAGS = flags.FLAGS
 
 flags.DEFINE_string("task", None, "Task name, e.g. inpaint.")
 flags.DEFINE_string("model_dir", None, "Directory for checkpoints, config, TensorBoard logs and metrics.")
+flags.DEFINE_string("out", None, "Where a command writes: benchmark's JSON file (default: none), curves' PNG "
+                    "(default curves.png), export's base directory (OUT/TASK/VERSION).")
 flags.DEFINE_integer("seed", None, "Random seed of data splits, shuffling and initialisation.")
 flags.DEFINE_integer("batch_size", None, "Global batch size (split across replicas).")
 flags.DEFINE_integer("steps", None, "Train until this global step.")

@@ -16,7 +16,6 @@ from aign_tf.errors import UserError
 from aign_tf.zoo import cli, trainer
 
 flags.DEFINE_string("metrics", None, "Comma-separated metric names to plot, one panel each.")
-flags.DEFINE_string("out", "curves.png", "Output PNG.")
 flags.DEFINE_boolean("log_scale", False, "Logarithmic y axes (diverging curves).")
 
 FLAGS = flags.FLAGS
@@ -55,8 +54,9 @@ def main(argv: list[str]) -> None:
     missing = [m for m in metrics if m not in known]
     if missing:
         raise UserError(f"no curve records metric {missing[0]!r}; recorded: {', '.join(sorted(known))}")
-    plot_curves(curves, metrics, FLAGS.out, FLAGS.log_scale)
-    print(f"wrote {FLAGS.out}")
+    out = FLAGS.out or "curves.png"
+    plot_curves(curves, metrics, out, FLAGS.log_scale)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
-"""User mistakes end with one line on stderr and exit status 2; a killed run resumes."""
+"""User mistakes end with one line on stderr and exit status 2; a killed run resumes; no two commands
+define the same flag."""
+import importlib
 import json
 import os
 import signal
@@ -13,6 +15,13 @@ TINY = ["--steps=6", "--batch_size=8", "--width=8", "--summary_every=2", "--imag
 def cli(module, *args, **kwargs):
     return subprocess.Popen([sys.executable, "-m", f"aign_tf.zoo.{module}", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def test_all_commands_import_into_one_process():
+    """absl refuses a flag defined twice; a flag two commands share is defined once, in cli.py."""
+    for module in ("zoo.train", "zoo.evaluate", "zoo.benchmark", "zoo.adapt", "zoo.curves", "zoo.compare",
+                   "export.__main__", "export.latency"):
+        importlib.import_module(f"aign_tf.{module}")
 
 
 def assert_user_error(process, expected):
