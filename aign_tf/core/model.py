@@ -20,9 +20,14 @@ Generator objective: reconstruction_weight * reconstruction + beta * sum_i adver
 + supervised_weight * supervised + regularizer_weight * regularizer, each term a batch mean. The
 optional regularizer is a hand-made prior on the predictions (e.g. depth smoothness, the paper's
 smooth-IGN baseline), (predictions, batch) -> [B]. The paper's baselines are this model
-with other weights (e.g. Forward2Dto3D: supervised only; 3D interpreter: no critics). Discriminator objective: sum_i critic loss_i.
-Both are computed in one forward pass, gated (`aign_tf.core.gating`), and applied with separate
-optimizers. All losses are scaled with `tf.nn.compute_average_loss`, so the same global batch
+with other weights (e.g. Forward2Dto3D: supervised only; 3D interpreter: no critics).
+Discriminator objective: sum_i critic loss_i. Both are computed in one forward pass, gated
+(`aign_tf.core.gating`), and applied with separate optimizers.
+
+The trackers (TensorBoard scalars) also report the critics' accuracies on memories and predictions
+and the `spread` of predictions and memories within a batch: a critic that has collapsed shows as
+both accuracies near 0.5 (or both near 1 with d_updated stuck at 0), a generator that has collapsed
+to one output for every input as prediction_spread near 0 while memory_spread stays. All losses are scaled with `tf.nn.compute_average_loss`, so the same global batch
 gives the same update under any `tf.distribute` strategy.
 """
 from __future__ import annotations
@@ -68,6 +73,12 @@ def apply_gradients_if(optimizer: keras.optimizers.Optimizer, condition: tf.Tens
     tf.distribute.get_replica_context().merge_call(in_cross_replica, args=(condition, grads))
 
 
+def spread(x: tf.Tensor) -> tf.Tensor:
+    """Per example: mean absolute difference from the (per-replica) batch mean, [B]. Predictions whose
+    spread falls towards 0 while the memories' stays are a collapsed generator (one output for all)."""
+    return losses.per_example_mean(tf.abs(x - tf.reduce_mean(x, axis=0, keepdims=True)))
+
+
 class AIGN(keras.Model):
     """Adversarial Inverse Graphics Network (eq. 1) with the supplementary's update gating."""
 
@@ -97,7 +108,8 @@ class AIGN(keras.Model):
         self.global_batch_size = global_batch_size
         names = ["reconstruction", "g_total"]
         if self.critics:
-            names += ["g_adversarial", "d_loss", "d_acc_memories", "d_acc_predictions"]
+            names += ["g_adversarial", "d_loss", "d_acc_memories", "d_acc_predictions", "prediction_spread",
+                      "memory_spread"]
         if self.supervised_weight > 0:
             names.append("supervised")
         if self.regularizer is not None:
@@ -160,6 +172,8 @@ class AIGN(keras.Model):
             out["d_loss"] = tf.add_n(d_loss)
             out["d_acc_memories"] = tf.add_n(acc_real) / len(acc_real)
             out["d_acc_predictions"] = tf.add_n(acc_fake) / len(acc_fake)
+            out["prediction_spread"] = tf.add_n([spread(predictions[n]) for n in sorted(self.critics)]) / len(acc_fake)
+            out["memory_spread"] = tf.add_n([spread(batch["memories"][n]) for n in sorted(self.critics)]) / len(acc_fake)
         if self.supervised_weight > 0:
             paired = batch.get("paired", batch)
             if "targets" not in paired:

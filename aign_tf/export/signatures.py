@@ -3,8 +3,9 @@ client has (uint8 images, pixel coordinates) and what the networks read (floats 
 
 A task's `serving(model)` returns {signature name: `Signature`}, the first one `serving_default`. Inputs have a fixed dtype and shape (only the batch axis is free). A tensor of
 another dtype is refused by TensorFlow before the graph runs ("... was expected to be a uint8 tensor
-but is a float tensor"), one of another shape inside the graph by `checked` ("Shape of tensor image
-[2,20,28,1] is not compatible with expected shape [?,28,28,1]").
+but is a float tensor"), one of another shape, or a float input holding NaN or infinity, inside the
+graph by `checked` ("Shape of tensor image [2,20,28,1] is not compatible with expected shape
+[?,28,28,1]"). TFLite drops both checks; `aign_tf.export.tflite.run` makes them instead.
 """
 from __future__ import annotations
 
@@ -20,8 +21,12 @@ def spec(name: str, shape: tuple, dtype: tf.DType = tf.float32) -> tf.TensorSpec
 
 
 def checked(tensor: tf.Tensor, tensor_spec: tf.TensorSpec) -> tf.Tensor:
-    """`tensor`, with its shape checked against `tensor_spec` when the graph runs."""
-    return tf.ensure_shape(tensor, tensor_spec.shape, name=tensor_spec.name)
+    """`tensor`, with its shape checked against `tensor_spec` when the graph runs, and floats checked
+    to be finite ("input 'keypoints' holds NaN or infinity : Tensor had NaN values")."""
+    tensor = tf.ensure_shape(tensor, tensor_spec.shape, name=tensor_spec.name)
+    if tensor_spec.dtype.is_floating:
+        tensor = tf.debugging.check_numerics(tensor, f"input {tensor_spec.name!r} holds NaN or infinity")
+    return tensor
 
 
 def image_from_uint8(image: tf.Tensor) -> tf.Tensor:

@@ -2,7 +2,7 @@
 
 The model is converted with TFLite builtin ops only: a signature that would need a TensorFlow (Flex)
 op fails the conversion, naming the op. The interpreter itself does not check input shapes (a wrong
-one gives garbage or a crash), so `run` checks them against the signature first.
+one gives garbage or a crash) nor that floats are finite, so `run` checks both first.
 """
 from __future__ import annotations
 
@@ -47,4 +47,6 @@ def run(model, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.nd
             wanted = "x".join("N" if e == -1 else str(e) for e in expected)
             raise UserError(f"input {name!r} of signature {signature!r} is {value.dtype} {list(value.shape)}; "
                             f"expected {np.dtype(detail['dtype']).name} [{wanted}]")
+        if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
+            raise UserError(f"input {name!r} of signature {signature!r} holds NaN or infinity")
     return runner(**inputs)

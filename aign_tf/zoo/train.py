@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+import tensorflow as tf
 from absl import flags
 
 from aign_tf.errors import UserError
@@ -19,6 +20,8 @@ flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints.")
 flags.DEFINE_integer("summary_every", 50, "Steps between progress / TensorBoard scalar updates.")
 flags.DEFINE_integer("image_every", 500, "Steps between TensorBoard image grids.")
 flags.DEFINE_integer("eval_every", 0, "Steps between held-out evaluations (TensorBoard eval/, curves.jsonl); 0 = none.")
+flags.DEFINE_boolean("deterministic", False, "TensorFlow op determinism: the same command gives the same "
+                     "weights, and a run killed and resumed the weights of an uninterrupted one (slower).")
 flags.DEFINE_string("init_from", None, "Start a fresh model_dir from the generator weights of this model dir (fine-tuning).")
 
 FLAGS = flags.FLAGS
@@ -34,6 +37,8 @@ def main(argv: list[str]) -> None:
             raise UserError(f"--{name} must be positive")
     if FLAGS.eval_every < 0:
         raise UserError("--eval_every must be >= 0 (0 = no evaluation during training)")
+    if FLAGS.deterministic:
+        tf.config.experimental.enable_op_determinism()
     model_dir = FLAGS.model_dir or os.path.join("runs", task.name)
     trainer.train(task, config, model_dir, strategy=trainer.make_strategy(FLAGS.strategy),
                   checkpoint_every=FLAGS.checkpoint_every, summary_every=FLAGS.summary_every,

@@ -17,11 +17,13 @@ from __future__ import annotations
 import glob
 import json
 import os
+import resource
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from aign_tf.core import AIGN
 from aign_tf.errors import UserError
@@ -93,23 +95,40 @@ def build(task: Task, config: Config) -> tuple[AIGN, tf.train.Checkpoint]:
     return model, tf.train.Checkpoint(**objects)
 
 
+def readable(prefix: str) -> bool:
+    """Whether every tensor of the checkpoint at `prefix` reads back (index and data complete)."""
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except (tf.errors.OpError, ValueError, IndexError):  # IndexError: "Read less bytes than requested"
+        return False
+    return True
+
+
 def latest_checkpoint(model_dir: str) -> str | None:
     """The newest complete checkpoint in model_dir/checkpoints (None if there is none).
 
     TensorFlow writes a checkpoint's data, then its `.index`, then updates the `checkpoint` state
-    file that `tf.train.latest_checkpoint` reads; a run killed between the last two steps leaves a
-    complete checkpoint the state file does not name yet, so the highest-numbered `.index` counts too.
+    file that `tf.train.latest_checkpoint` reads. A run killed in between leaves a newer checkpoint
+    than the state file names, complete or cut short: every numbered checkpoint counts, newest first,
+    and the first one whose tensors all read back wins (the manager keeps older ones until a newer
+    one is written, so a kill during a write falls back to the one before).
     """
     directory = os.path.join(model_dir, "checkpoints")
     if not os.path.isdir(directory):
         return None
-    candidates = [tf.train.latest_checkpoint(directory)]
+    candidates = {tf.train.latest_checkpoint(directory)}
     for index in glob.glob(os.path.join(directory, "ckpt-*.index")):
         prefix = index[:-len(".index")]
-        if prefix.rsplit("-", 1)[1].isdigit() and glob.glob(prefix + ".data-*"):
-            candidates.append(prefix)
-    candidates = [c for c in candidates if c]
-    return max(candidates, key=lambda path: int(path.rsplit("-", 1)[1])) if candidates else None
+        if prefix.rsplit("-", 1)[1].isdigit():
+            candidates.add(prefix)
+    candidates.discard(None)
+    for prefix in sorted(candidates, key=lambda path: int(path.rsplit("-", 1)[1]), reverse=True):
+        if readable(prefix):
+            return prefix
+        logging.warning("skipping %s: it does not read back (a run killed while writing it?)", prefix)
+    return None
 
 
 def restore(checkpoint: tf.train.Checkpoint, model_dir: str, *, expect_partial: bool = False) -> str | None:
@@ -156,6 +175,26 @@ def make_train_step(model: AIGN, strategy: tf.distribute.Strategy, step: tf.Vari
         step.assign_add(1)
 
     return train_step
+
+
+def diverged(step: int, what: str, manager: tf.train.CheckpointManager) -> UserError:
+    kept = manager.latest_checkpoint or "none yet"
+    return UserError(f"training diverged at step {step}: {what}; nothing was saved after the last good "
+                     f"checkpoint ({kept}): lower --learning_rate or --beta and run again")
+
+
+def check_finite(model: AIGN, step: int, manager: tf.train.CheckpointManager) -> None:
+    """Stops training when a loss of this step is not finite (the trackers' means turn NaN with it)."""
+    for name, tracker in model.trackers.items():
+        value = float(tracker.result())
+        if not np.isfinite(value):
+            raise diverged(step, f"{name} is {value}", manager)
+
+
+def non_finite_weights(model: AIGN) -> list[str]:
+    """Names of the weights (generator, learned decoder, critics) that hold NaN or infinity."""
+    return [v.path for v in model.generator_variables + model.critic_variables
+            if not bool(tf.reduce_all(tf.math.is_finite(v)))]
 
 
 def train(task: Task, config: Config, model_dir: str, *, strategy: tf.distribute.Strategy,
@@ -220,16 +259,15 @@ def train(task: Task, config: Config, model_dir: str, *, strategy: tf.distribute
     tick, tick_step = time.perf_counter(), start
     for step in range(start + 1, config.steps + 1):
         train_step(next(batches))
+        check_finite(model, step, manager)
         last = step == config.steps
         if step % summary_every == 0 or last:
             logs = {m.name: float(m.result()) for m in model.metrics}
             for metric in model.metrics:
                 metric.reset_state()
-            if not all(np.isfinite(v) for v in logs.values()):
-                raise UserError(f"training diverged at step {step} ({logs}); the last checkpoint is kept: "
-                                "lower --learning_rate or --beta")
             now = time.perf_counter()
             logs["examples/s"] = (step - tick_step) * config.batch_size / (now - tick)
+            logs["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             tick, tick_step = now, step
             with writer.as_default(step=step):
                 for name, value in logs.items():
@@ -245,6 +283,9 @@ def train(task: Task, config: Config, model_dir: str, *, strategy: tf.distribute
         if eval_every and (step % eval_every == 0 or last):
             record_evaluation(task, model, config, model_dir, step, eval_writer, chief)
         if step % checkpoint_every == 0 or last:
+            bad = non_finite_weights(model)
+            if bad:
+                raise diverged(step, f"weights {', '.join(bad[:3])} are not finite", manager)
             manager.save(checkpoint_number=step)
     writer.flush()
     return logs

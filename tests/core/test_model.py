@@ -94,6 +94,15 @@ def test_losses_logged_match_hand_computation():
     assert float(logs["d_acc_memories"]) == 1.0 and float(logs["d_acc_predictions"]) == 1.0
 
 
+def test_spread_shows_a_generator_that_gives_one_output_for_every_input():
+    model = toy_model(gating=Gating(enabled=False))  # z = fake_z whatever the input: collapsed
+    data = batch()
+    data["memories"]["z"] = np.array([[1, 0], [3, 0], [1, 2], [3, 2]], np.float32)  # mean (2, 1)
+    logs = model.test_step(data)
+    assert float(logs["prediction_spread"]) == 0.0
+    np.testing.assert_allclose(float(logs["memory_spread"]), 1.0)  # every |m - mean| is 1
+
+
 def test_supervised_term_weighted_into_generator_objective():
     model = toy_model(gating=Gating(enabled=False), supervised_weight=2.0)
     logs = model.test_step(batch())
