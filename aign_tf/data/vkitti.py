@@ -25,7 +25,10 @@ variation) combinations in the order they are read (sequences outer, variations 
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import zlib
 
 import numpy as np
 from PIL import Image
@@ -46,6 +49,7 @@ EXTRINSICS_DIR = "vkitti_1.3.1_extrinsicsgt"
 UNPACK_HINT = "unpack the VKITTI 1.3.1 rgb, depthgt and extrinsicsgt archives under"
 # PIL modes of a 16-bit greyscale PNG.
 DEPTH_MODES = ("I;16", "I;16B", "I")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def camera(height: int, width: int) -> frames.Intrinsics:
@@ -99,12 +103,13 @@ def _load_variation(data_dir: str, sequence: str, variation: str, index: int, he
     if len(names) < stride + 1:
         raise UserError(f"{rgb_dir} has {len(names)} frames to read (max_frames={max_frames}); pairs with "
                         f"stride {stride} need at least {stride + 1}: lower the stride or raise max_frames")
-    poses = _read_extrinsics(os.path.join(data_dir, EXTRINSICS_DIR, f"{sequence}_{variation}.txt"), data_dir)
+    extrinsics_path = os.path.join(data_dir, EXTRINSICS_DIR, f"{sequence}_{variation}.txt")
+    poses = _read_extrinsics(extrinsics_path, data_dir)
     images, depths, world_to_camera = [], [], []
     for name in names:
         frame, rgb_path = int(name[:-4]), os.path.join(rgb_dir, name)
         if frame not in poses:
-            raise UserError(f"VKITTI extrinsics of {sequence}_{variation} have no line for frame {frame} "
+            raise UserError(f"VKITTI extrinsics file {extrinsics_path} has no line for frame {frame} "
                             f"(image {rgb_path}): use the extrinsicsgt file that matches the rgb archive")
         depth_path = os.path.join(data_dir, DEPTH_DIR, sequence, variation, name)
         image, depth = _read_frame(rgb_path, depth_path, data_dir, height, width)
@@ -118,19 +123,27 @@ def _read_extrinsics(path: str, data_dir: str) -> dict[int, np.ndarray]:
     """frame index -> float64 [4, 4] world-to-camera matrix, from one extrinsicsgt file."""
     if not os.path.isfile(path):
         raise UserError(f"VKITTI extrinsics file {path} is missing: {UNPACK_HINT} {data_dir}")
+    try:
+        with open(path, encoding="ascii") as file:
+            lines = file.read().splitlines()
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read VKITTI extrinsics file {path} ({e}): expected a text file; re-extract it") from e
     poses = {}
-    with open(path) as file:
-        for number, line in enumerate(file, start=1):
-            values = line.split()
-            if not values or values[0] == "frame":
-                continue
-            try:
-                if len(values) != 17:
-                    raise ValueError
-                poses[int(values[0])] = np.array(values[1:], np.float64).reshape(4, 4)
-            except ValueError:
-                raise UserError(f"{path} line {number} is malformed: expected 17 numbers (the frame index and a "
-                                f"row-major 4x4 matrix), got {len(values)} values; re-extract the file") from None
+    for number, line in enumerate(lines, start=1):
+        values = line.split()
+        if not values or values[0] == "frame":
+            continue
+        try:
+            if len(values) != 17:
+                raise ValueError
+            matrix = np.array(values[1:], np.float64).reshape(4, 4)
+            if not np.all(np.isfinite(matrix)) or list(matrix[3]) != [0, 0, 0, 1] or abs(np.linalg.det(matrix)) < 1e-6:
+                raise ValueError
+            poses[int(values[0])] = matrix
+        except ValueError:
+            raise UserError(f"{path} line {number} is malformed: expected 17 numbers (the frame index and a "
+                            f"row-major, invertible 4x4 matrix ending in 0 0 0 1), got {line[:60]!r}; "
+                            "re-extract the file") from None
     return poses
 
 
@@ -140,22 +153,55 @@ def _read_frame(rgb_path: str, depth_path: str, data_dir: str, height: int,
     if not os.path.isfile(depth_path):
         raise UserError(f"VKITTI depth frame {depth_path} is missing (image {rgb_path} has one): "
                         f"{UNPACK_HINT} {data_dir}")
-    with Image.open(rgb_path) as rgb, Image.open(depth_path) as depth:
+    with _png(rgb_path) as rgb:
         if rgb.size != (INTRINSICS.width, INTRINSICS.height):
             raise UserError(f"{rgb_path} is {rgb.size[0]}x{rgb.size[1]} pixels, VKITTI 1.3.1 frames are "
                             f"{INTRINSICS.width}x{INTRINSICS.height}: use the original, unresized files")
-        if depth.size != rgb.size:
+        if rgb.mode != "RGB":
+            raise UserError(f"{rgb_path} is a PNG of mode {rgb.mode} ({len(rgb.getbands())} channels), expected "
+                            f"8-bit RGB (3 channels): use the original vkitti_1.3.1_rgb files")
+        image, size = np.asarray(rgb.resize((width, height), Image.Resampling.BOX)), rgb.size
+    with _png(depth_path) as depth:
+        if depth.size != size:
             raise UserError(f"depth {depth_path} is {depth.size[0]}x{depth.size[1]} pixels but its image {rgb_path} is "
-                            f"{rgb.size[0]}x{rgb.size[1]}: use the original, unresized depthgt files")
+                            f"{size[0]}x{size[1]}: use the original, unresized depthgt files")
         if depth.mode not in DEPTH_MODES:
             raise UserError(f"depth {depth_path} is a PNG of mode {depth.mode}, not 16-bit greyscale (centimetres): "
                             f"use the original vkitti_1.3.1_depthgt files")
-        image = np.asarray(rgb.convert("RGB").resize((width, height), Image.Resampling.BOX))
         depth_cm = np.asarray(depth)
     # Nearest source pixel of each output pixel centre: floor((x + 0.5) * source / output).
     rows = (2 * np.arange(height) + 1) * INTRINSICS.height // (2 * height)
     columns = (2 * np.arange(width) + 1) * INTRINSICS.width // (2 * width)
     return image, depth_cm[rows[:, np.newaxis], columns].astype(np.float32) / 100
+
+
+def _check_png_chunks(raw: bytes) -> None:
+    """Raises ValueError unless `raw` is a PNG whose chunks up to IEND are complete and match their CRCs
+    (PIL skips the CRCs of the pixel data, so damaged pixels would otherwise decode silently)."""
+    if raw[:8] != PNG_SIGNATURE:
+        raise ValueError("not a PNG file")
+    at, chunk = len(PNG_SIGNATURE), b""
+    while chunk[:4] != b"IEND":
+        length = int.from_bytes(raw[at:at + 4], "big")
+        chunk, crc = raw[at + 4:at + 8 + length], raw[at + 8 + length:at + 12 + length]
+        if len(crc) < 4 or zlib.crc32(chunk) != int.from_bytes(crc, "big"):
+            raise ValueError(f"the chunk at byte {at} is truncated or fails its CRC")
+        at += 12 + length
+
+
+@contextlib.contextmanager
+def _png(path: str):
+    """The image at `path`, opened by PIL; UserError naming `path` if it is damaged or does not decode."""
+    try:
+        with open(path, "rb") as file:
+            raw = file.read()
+        _check_png_chunks(raw)
+        with Image.open(io.BytesIO(raw)) as image:
+            yield image
+    except UserError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError, zlib.error, Image.DecompressionBombError) as e:
+        raise UserError(f"cannot read {path} ({e}): expected an intact VKITTI 1.3.1 PNG; re-extract it") from e
 
 
 def _stride_pairs(images: np.ndarray, depths: np.ndarray, world_to_camera: np.ndarray, stride: int, index: int) -> dict:

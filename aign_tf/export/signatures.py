@@ -1,11 +1,12 @@
 """What every task's serving signatures share: fixed input specs, and the conversions between what a
 client has (uint8 images, pixel coordinates) and what the networks read (floats in [0, 1]).
 
-A task's `serving(model)` returns {signature name: `Signature`}, the first one `serving_default`. Inputs have a fixed dtype and shape (only the batch axis is free). A tensor of
-another dtype is refused by TensorFlow before the graph runs ("... was expected to be a uint8 tensor
-but is a float tensor"), one of another shape, or a float input holding NaN or infinity, inside the
+A task's `serving(model)` returns {signature name: `Signature`}, the first one `serving_default`.
+Inputs have a fixed dtype and shape (only the batch axis is free). A tensor of another dtype is
+refused by TensorFlow before the graph runs ("... was expected to be a uint8 tensor but is a float
+tensor"); one of another shape, an empty batch, or a float input holding NaN or infinity inside the
 graph by `checked` ("Shape of tensor image [2,20,28,1] is not compatible with expected shape
-[?,28,28,1]"). TFLite drops both checks; `aign_tf.export.tflite.run` makes them instead.
+[?,28,28,1]"). TFLite drops these checks; `aign_tf.export.tflite.run` makes them instead.
 """
 from __future__ import annotations
 
@@ -21,9 +22,13 @@ def spec(name: str, shape: tuple, dtype: tf.DType = tf.float32) -> tf.TensorSpec
 
 
 def checked(tensor: tf.Tensor, tensor_spec: tf.TensorSpec) -> tf.Tensor:
-    """`tensor`, with its shape checked against `tensor_spec` when the graph runs, and floats checked
-    to be finite ("input 'keypoints' holds NaN or infinity : Tensor had NaN values")."""
+    """`tensor`, with its shape checked against `tensor_spec` when the graph runs, its batch checked to
+    hold at least one example (the networks' layers fail on none), and floats checked to be finite
+    ("input 'keypoints' holds NaN or infinity : Tensor had NaN values")."""
     tensor = tf.ensure_shape(tensor, tensor_spec.shape, name=tensor_spec.name)
+    with tf.control_dependencies([tf.debugging.assert_positive(
+            tf.shape(tensor)[0], message=f"input {tensor_spec.name!r} holds no examples (batch size 0)")]):
+        tensor = tf.identity(tensor)
     if tensor_spec.dtype.is_floating:
         tensor = tf.debugging.check_numerics(tensor, f"input {tensor_spec.name!r} holds NaN or infinity")
     return tensor

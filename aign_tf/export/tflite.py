@@ -1,8 +1,8 @@
 """TFLite conversion of an exported SavedModel, and running it with the LiteRT interpreter.
 
 The model is converted with TFLite builtin ops only: a signature that would need a TensorFlow (Flex)
-op fails the conversion, naming the op. The interpreter itself does not check input shapes (a wrong
-one gives garbage or a crash) nor that floats are finite, so `run` checks both first.
+op fails the conversion, naming the op. The interpreter itself checks neither input shapes (a wrong
+one gives garbage or a crash) nor empty batches nor NaN, so `run` checks all three first.
 """
 from __future__ import annotations
 
@@ -47,6 +47,8 @@ def run(model, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.nd
             wanted = "x".join("N" if e == -1 else str(e) for e in expected)
             raise UserError(f"input {name!r} of signature {signature!r} is {value.dtype} {list(value.shape)}; "
                             f"expected {np.dtype(detail['dtype']).name} [{wanted}]")
+        if value.shape[0] == 0:  # the interpreter fails to prepare some kernels on an empty batch
+            raise UserError(f"input {name!r} of signature {signature!r} holds no examples (batch size 0)")
         if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
             raise UserError(f"input {name!r} of signature {signature!r} holds NaN or infinity")
     return runner(**inputs)
