@@ -221,7 +221,8 @@ def test_keypoint_arrays_of_the_wrong_shape_or_values(tmp_path, poses):
         expect_error(path, f"holding {poses.dtype} {poses.shape}", lambda: h36m.load_keypoints_2d(path, 15))
 
 
-@pytest.mark.parametrize("text", ['{"keypoints": {"a": 1}}', "null", '"poses"', "[[[1, 2]], [[1]]]", "[" * 100000])
+@pytest.mark.parametrize("text", ['{"keypoints": {"a": 1}}', "null", '"poses"', "[[[1, 2]], [[1]]]", "[" * 100000],
+                         ids=["dict_keypoints", "null", "string", "ragged", "deep_nesting"])
 def test_keypoint_json_of_the_wrong_structure(tmp_path, text):
     path = tmp_path / "kp.json"
     path.write_text(text)
@@ -334,7 +335,7 @@ def test_deepmimic_motion_files(tmp_path):
     _motion_text(np.random.default_rng(0), size=43), _motion_text(np.random.default_rng(0), frames=1),
     _motion_text(np.random.default_rng(0), nan=True), json.dumps({"Frames": [["a"] * 44] * 2}),
     '["Frames"]', '{"Frames": {"0": 1}}', "null", "[" * 100000,
-])
+], ids=["43_values", "one_frame", "nan", "strings", "list", "dict_frames", "null", "deep_nesting"])
 def test_deepmimic_motion_files_of_the_wrong_structure(tmp_path, text):
     path = tmp_path / "humanoid3d_walk.txt"
     path.write_text(text)
