@@ -253,19 +253,19 @@ def test_versions_are_never_overwritten_and_a_failed_export_leaves_nothing(tmp_p
 
 def test_cli_exports_and_refuses_with_one_line(tmp_path):
     model_dir, out = str(tmp_path / "model"), str(tmp_path / "out")
-    checkpointed("pose3d", model_dir)
+    checkpointed("superres", model_dir)
 
     def run(*args):
         return subprocess.run([sys.executable, "-m", "aign_tf.export", *args], capture_output=True, text=True,
                               timeout=300)
 
-    done = run("--task=pose3d", f"--model_dir={model_dir}", f"--out={out}", "--version=7")
+    done = run("--task=superres", f"--model_dir={model_dir}", f"--out={out}", "--version=7")
     assert done.returncode == 0, done.stderr[-2000:]
-    assert f"exported pose3d (step 0) to {out}/pose3d/7" in done.stdout
-    assert "serving_default(image_size: float32[None, 2], keypoints: float32[None, 15, 2])" in done.stdout
-    done = run("--task=pose3d", f"--model_dir={model_dir}", f"--out={out}", "--version=7")
+    assert f"exported superres (step 0) to {out}/superres/7" in done.stdout
+    assert "serving_default(image: uint8[None, 7, 7, 1]) -> image: uint8[None, 28, 28, 1]" in done.stdout
+    done = run("--task=superres", f"--model_dir={model_dir}", f"--out={out}", "--version=7")
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert "exists and exports are never overwritten" in lines[-1] and lines[-1].startswith("error: ")
     assert [line for line in lines if line.startswith("error: ")] == [lines[-1]]
-    assert os.listdir(os.path.join(out, "pose3d")) == ["7"]
+    assert os.listdir(os.path.join(out, "superres")) == ["7"]
