@@ -27,8 +27,10 @@ Discriminator objective: sum_i critic loss_i. Both are computed in one forward p
 The trackers (TensorBoard scalars) also report the critics' accuracies on memories and predictions
 and the `spread` of predictions and memories within a batch: a critic that has collapsed shows as
 both accuracies near 0.5 (or both near 1 with d_updated stuck at 0), a generator that has collapsed
-to one output for every input as prediction_spread near 0 while memory_spread stays. All losses are scaled with `tf.nn.compute_average_loss`, so the same global batch
-gives the same update under any `tf.distribute` strategy.
+to one output for every input as prediction_spread near 0 while memory_spread stays.
+
+All losses are scaled with `tf.nn.compute_average_loss`, so the same global batch gives the same
+update under any `tf.distribute` strategy.
 """
 from __future__ import annotations
 
@@ -172,8 +174,9 @@ class AIGN(keras.Model):
             out["d_loss"] = tf.add_n(d_loss)
             out["d_acc_memories"] = tf.add_n(acc_real) / len(acc_real)
             out["d_acc_predictions"] = tf.add_n(acc_fake) / len(acc_fake)
-            out["prediction_spread"] = tf.add_n([spread(predictions[n]) for n in sorted(self.critics)]) / len(acc_fake)
-            out["memory_spread"] = tf.add_n([spread(batch["memories"][n]) for n in sorted(self.critics)]) / len(acc_fake)
+            factors = sorted(self.critics)
+            out["prediction_spread"] = tf.add_n([spread(predictions[n]) for n in factors]) / len(factors)
+            out["memory_spread"] = tf.add_n([spread(batch["memories"][n]) for n in factors]) / len(factors)
         if self.supervised_weight > 0:
             paired = batch.get("paired", batch)
             if "targets" not in paired:

@@ -94,13 +94,14 @@ def export(task: Task, model_dir: str, out: str, version: int | None = None, wit
     """Exports model_dir's latest checkpoint to OUT/NAME/VERSION (default: the next free version)."""
     config = trainer.trained_config(task, model_dir)
     base = os.path.join(out, task.name)
-    version = version if version is not None else (versions(base) or [0])[-1] + 1
+    next_version = (versions(base) or [0])[-1] + 1
+    version = next_version if version is None else version
     if version < 1:
         raise UserError(f"--version must be a positive integer, got {version}")
     final = os.path.join(base, str(version))
     if os.path.exists(final):
         raise UserError(f"{final} exists and exports are never overwritten; omit --version to write "
-                        f"version {(versions(base) or [0])[-1] + 1}")
+                        f"version {next_version}")
     model, step = trainer.load_for_inference(task, config, model_dir)
     signatures = serving_signatures(task, model)
     os.makedirs(base, exist_ok=True)

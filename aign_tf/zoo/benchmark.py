@@ -36,7 +36,6 @@ import dataclasses
 import datetime
 import io
 import os
-import resource
 import time
 
 import tensorflow as tf
@@ -184,7 +183,7 @@ def measure(task: Task, config: Config, *, warmup: int = 5, steps: int = DEFAULT
         "train_step_gflop_per_s": flops * steps / ours_s / 1e9,
         "matmul_gflop_per_s": matmul,
         "fraction_of_matmul": flops * steps / ours_s / 1e9 / matmul,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": trainer.peak_rss_mib(),
     }
     return numbers, uncounted
 

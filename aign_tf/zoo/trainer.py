@@ -166,6 +166,11 @@ def save_png(path: str, grid: np.ndarray) -> None:
     Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(path)
 
 
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (ru_maxrss, KiB on Linux), in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def make_train_step(model: AIGN, strategy: tf.distribute.Strategy, step: tf.Variable):
     """The compiled step of `train` (and of `aign_tf.zoo.benchmark`): `model.train_step` on every
     replica via `strategy.run`, then `step += 1`. Call it with one batch of the distributed dataset."""
@@ -267,7 +272,7 @@ def train(task: Task, config: Config, model_dir: str, *, strategy: tf.distribute
                 metric.reset_state()
             now = time.perf_counter()
             logs["examples/s"] = (step - tick_step) * config.batch_size / (now - tick)
-            logs["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            logs["peak_rss_mib"] = peak_rss_mib()
             tick, tick_step = now, step
             with writer.as_default(step=step):
                 for name, value in logs.items():
