@@ -173,11 +173,13 @@ def peak_rss_mib() -> float:
 
 def make_train_step(model: AIGN, strategy: tf.distribute.Strategy, step: tf.Variable):
     """The compiled step of `train` (and of `aign_tf.zoo.benchmark`): `model.train_step` on every
-    replica via `strategy.run`, then `step += 1`. Call it with one batch of the distributed dataset."""
+    replica via `strategy.run`, then `step += 1`. Call it with one batch of the distributed dataset;
+    it returns whether every loss tracker is still finite (one check per step, in the graph)."""
     @tf.function
     def train_step(batch):
         strategy.run(model.train_step, args=(batch,))
         step.assign_add(1)
+        return tf.reduce_all([tf.math.is_finite(tracker.result()) for tracker in model.trackers.values()])
 
     return train_step
 
@@ -188,12 +190,10 @@ def diverged(step: int, what: str, manager: tf.train.CheckpointManager) -> UserE
                      f"checkpoint ({kept}): lower --learning_rate or --beta and run again")
 
 
-def check_finite(model: AIGN, step: int, manager: tf.train.CheckpointManager) -> None:
-    """Stops training when a loss of this step is not finite (the trackers' means turn NaN with it)."""
-    for name, tracker in model.trackers.items():
-        value = float(tracker.result())
-        if not np.isfinite(value):
-            raise diverged(step, f"{name} is {value}", manager)
+def first_non_finite_loss(model: AIGN) -> str:
+    """'NAME is VALUE' of the first loss tracker whose running mean is NaN or infinite."""
+    values = {name: float(tracker.result()) for name, tracker in model.trackers.items()}
+    return next(f"{name} is {value}" for name, value in values.items() if not np.isfinite(value))
 
 
 def non_finite_weights(model: AIGN) -> list[str]:
@@ -263,8 +263,8 @@ def train(task: Task, config: Config, model_dir: str, *, strategy: tf.distribute
     logs: dict[str, float] = {}
     tick, tick_step = time.perf_counter(), start
     for step in range(start + 1, config.steps + 1):
-        train_step(next(batches))
-        check_finite(model, step, manager)
+        if not bool(train_step(next(batches))):  # a loss of this step is NaN or infinite
+            raise diverged(step, first_non_finite_loss(model), manager)
         last = step == config.steps
         if step % summary_every == 0 or last:
             logs = {m.name: float(m.result()) for m in model.metrics}
