@@ -1,4 +1,5 @@
-"""Loss catalogue of eq. (1): reconstruction and adversarial terms, per example.
+"""Loss catalogue of eq. (1) (TF-GAN style): reconstruction errors and adversarial losses by name,
+per example.
 
 Every function returns one value per example (shape [B]), so that the caller can scale it with
 `tf.nn.compute_average_loss` and stay correct under any `tf.distribute` strategy.
@@ -13,12 +14,14 @@ in which the supplementary's gating thresholds (theta_d = 0.695, theta_g = 0.75)
 """
 from __future__ import annotations
 
+import dataclasses
+from typing import Callable
+
 import tensorflow as tf
 
 from aign_tf.errors import UserError, check_choice
 
-RECONSTRUCTION_LOSSES = ("l2", "l1")
-GAN_LOSSES = ("logistic", "least_squares", "hinge")
+RECONSTRUCTION_ERRORS = {"l2": tf.square, "l1": tf.abs}  # elementwise error of the render
 
 
 def per_example_mean(values: tf.Tensor) -> tf.Tensor:
@@ -36,13 +39,12 @@ def reconstruction_loss(rendered: tf.Tensor, observed: tf.Tensor, valid: tf.Tens
     example with no valid element scores 0. `valid` broadcasts against `rendered` ([B, H, W, 1]
     for images). Returns [B].
     """
-    check_choice("reconstruction loss", kind, RECONSTRUCTION_LOSSES)
+    check_choice("reconstruction loss", kind, RECONSTRUCTION_ERRORS)
     rendered, observed = tf.convert_to_tensor(rendered), tf.convert_to_tensor(observed, rendered.dtype)
     if not rendered.shape[1:].is_compatible_with(observed.shape[1:]):
         raise UserError(f"render shape {rendered.shape} does not match observation shape {observed.shape}; "
                         "the renderer must map predictions back to the input space")
-    diff = rendered - observed
-    error = tf.square(diff) if kind == "l2" else tf.abs(diff)
+    error = RECONSTRUCTION_ERRORS[kind](rendered - observed)
     if valid is None:
         return per_example_mean(error)
     valid = tf.broadcast_to(tf.cast(valid, error.dtype), tf.shape(error))
@@ -52,41 +54,59 @@ def reconstruction_loss(rendered: tf.Tensor, observed: tf.Tensor, valid: tf.Tens
     return tf.math.divide_no_nan(total, count)
 
 
-def discriminator_loss(real_scores: tf.Tensor, fake_scores: tf.Tensor, kind: str = "logistic") -> tf.Tensor:
-    """Per-example critic loss: memories should score "real", predictions "fake". Returns [B].
-
-    logistic (eq. 1):  [-log D(m) - log(1 - D(G(x)))] / 2, D = sigmoid(score)
-    least_squares:     [(s_m - 1)^2 + s_g^2] / 2
-    hinge:             [relu(1 - s_m) + relu(1 + s_g)] / 2
-    """
-    check_choice("GAN loss", kind, GAN_LOSSES)
-    real, fake = real_scores, fake_scores
-    if kind == "logistic":
-        real_term, fake_term = tf.nn.softplus(-real), tf.nn.softplus(fake)
-    elif kind == "least_squares":
-        real_term, fake_term = tf.square(real - 1.0), tf.square(fake)
-    else:  # hinge
-        real_term, fake_term = tf.nn.relu(1.0 - real), tf.nn.relu(1.0 + fake)
+def logistic_discriminator_loss(real: tf.Tensor, fake: tf.Tensor) -> tf.Tensor:
+    """[-log D(m) - log(1 - D(G(x)))] / 2 with D = sigmoid(score) (eq. 1). Returns [B]."""
+    real_term, fake_term = tf.nn.softplus(-real), tf.nn.softplus(fake)
     return 0.5 * (per_example_mean(real_term) + per_example_mean(fake_term))
 
 
-def generator_adversarial_loss(fake_scores: tf.Tensor, kind: str = "logistic") -> tf.Tensor:
-    """Per-example generator loss against one critic. Returns [B].
+def logistic_generator_loss(fake: tf.Tensor) -> tf.Tensor:
+    """The non-saturating -log D(G(x)) in place of log(1 - D(G(x))) of eq. (1). Returns [B]."""
+    return per_example_mean(tf.nn.softplus(-fake))
 
-    logistic: the non-saturating -log D(G(x)) in place of log(1 - D(G(x))) of eq. (1);
-    least_squares: (s_g - 1)^2 / 2; hinge: -s_g.
-    """
+
+def least_squares_discriminator_loss(real: tf.Tensor, fake: tf.Tensor) -> tf.Tensor:
+    """[(s_m - 1)^2 + s_g^2] / 2. Returns [B]."""
+    real_term, fake_term = tf.square(real - 1.0), tf.square(fake)
+    return 0.5 * (per_example_mean(real_term) + per_example_mean(fake_term))
+
+
+def least_squares_generator_loss(fake: tf.Tensor) -> tf.Tensor:
+    """(s_g - 1)^2 / 2. Returns [B]."""
+    return per_example_mean(0.5 * tf.square(fake - 1.0))
+
+
+def hinge_discriminator_loss(real: tf.Tensor, fake: tf.Tensor) -> tf.Tensor:
+    """[relu(1 - s_m) + relu(1 + s_g)] / 2. Returns [B]."""
+    real_term, fake_term = tf.nn.relu(1.0 - real), tf.nn.relu(1.0 + fake)
+    return 0.5 * (per_example_mean(real_term) + per_example_mean(fake_term))
+
+
+def hinge_generator_loss(fake: tf.Tensor) -> tf.Tensor:
+    """-s_g. Returns [B]."""
+    return per_example_mean(-fake)
+
+
+@dataclasses.dataclass(frozen=True)
+class GanLoss:
+    """One adversarial loss: the critic's (real scores, fake scores) -> [B], the generator's
+    fake scores -> [B], and the score above which a critic calls its input real."""
+    discriminator: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+    generator: Callable[[tf.Tensor], tf.Tensor]
+    threshold: float
+
+
+GAN_LOSSES = {
+    "logistic": GanLoss(logistic_discriminator_loss, logistic_generator_loss, 0.0),
+    "least_squares": GanLoss(least_squares_discriminator_loss, least_squares_generator_loss, 0.5),
+    "hinge": GanLoss(hinge_discriminator_loss, hinge_generator_loss, 0.0),
+}
+
+
+def gan_loss(kind: str) -> GanLoss:
+    """The catalogue entry `kind` (UserError naming the choices if there is none)."""
     check_choice("GAN loss", kind, GAN_LOSSES)
-    if kind == "logistic":
-        return per_example_mean(tf.nn.softplus(-fake_scores))
-    if kind == "least_squares":
-        return per_example_mean(0.5 * tf.square(fake_scores - 1.0))
-    return per_example_mean(-fake_scores)  # hinge
-
-
-def decision_threshold(kind: str) -> float:
-    """Score above which a critic calls its input real (0 for logistic and hinge, 1/2 for least squares)."""
-    return 0.5 if kind == "least_squares" else 0.0
+    return GAN_LOSSES[kind]
 
 
 def supervised_loss(prediction: tf.Tensor, target: tf.Tensor) -> tf.Tensor:

@@ -1,26 +1,19 @@
-"""The task-agnostic AIGN model: generator, parameter-free renderer, critics, eq. (1).
+"""The task-agnostic AIGN: generator, parameter-free renderer, critics, eq. (1).
 
-A batch is a dict:
-
-    inputs    what the generator reads (a tensor or a nested structure of tensors)
-    observed  the observation x that the render P(G(x)) must reproduce, [B, ...]
-    memories  {factor: [B, ...]} unpaired ground truth, one collection per critic (the M_i)
-    targets   optional {factor: [B, ...]} paired ground truth; read only by the supervised term,
-              and only when `supervised_weight > 0` (the paper's supervised baselines)
-    paired    optional {"inputs", "targets"}: a separate batch of paired examples for the
-              supervised term, where the unpaired inputs above have no ground truth
-
-The generator returns a dict of predicted factors {factor: [B, ...]}; the renderer maps
-(predictions, inputs) to (rendered, valid) with `valid` None or a 0/1 mask broadcastable to
-`rendered`. Each critic D_i scores one factor. The renderer is parameter-free in every AIGN; only
-the decoder ablation (`aign_tf.tasks.decoder_ablation`) passes a `keras.layers.Layer` with weights
-in its place, and those weights are then trained with the generator's.
+Batches have the layout of `aign_tf.core.batches`. The generator returns a dict of predicted
+factors {factor: [B, ...]}. Each task subclasses `AIGN` and implements one hook, `render`, the
+renderer P: (predictions, inputs) -> (rendered, valid), with `valid` None or a 0/1 mask
+broadcastable to `rendered` (a pure function of `aign_tf.render` with the task's fixed parameters,
+such as camera intrinsics). A task may also override `regularizer`. The renderer has no weights; only
+the supplementary's ablation passes a learned `decoder` (a Keras layer that the task's `render`
+applies in the renderer's place), whose weights are then trained with the generator's. Each critic
+D_i scores one factor.
 
 Generator objective: reconstruction_weight * reconstruction + beta * sum_i adversarial_i
 + supervised_weight * supervised + regularizer_weight * regularizer, each term a batch mean. The
-optional regularizer is a hand-made prior on the predictions (e.g. depth smoothness, the paper's
-smooth-IGN baseline), (predictions, batch) -> [B]. The paper's baselines are this model
-with other weights (e.g. Forward2Dto3D: supervised only; 3D interpreter: no critics).
+regularizer is a hand-made prior on the predictions (e.g. depth smoothness, the paper's smooth-IGN
+baseline), (predictions, batch) -> [B]. The paper's baselines are this model with other weights
+(e.g. Forward2Dto3D: supervised only; 3D interpreter: no critics).
 Discriminator objective: sum_i critic loss_i. Both are computed in one forward pass, gated
 (`aign_tf.core.gating`), and applied with separate optimizers.
 
@@ -34,8 +27,6 @@ update under any `tf.distribute` strategy.
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import keras
 import tensorflow as tf
 
@@ -43,13 +34,9 @@ from aign_tf.core import losses
 from aign_tf.core.gating import Gating
 from aign_tf.errors import UserError, check_choice
 
-Renderer = Callable[[dict, object], "tuple[tf.Tensor, tf.Tensor | None]"]
-Regularizer = Callable[[dict, dict], tf.Tensor]
-
-
-def global_mean(per_example: tf.Tensor, global_batch_size: int | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+def global_mean(per_example: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """(replica-scaled loss to differentiate, global batch mean identical on every replica)."""
-    scaled = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+    scaled = tf.nn.compute_average_loss(per_example)
     total = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, scaled)
     return scaled, total
 
@@ -84,37 +71,36 @@ def spread(x: tf.Tensor) -> tf.Tensor:
 class AIGN(keras.Model):
     """Adversarial Inverse Graphics Network (eq. 1) with the supplementary's update gating."""
 
-    def __init__(self, generator: keras.Model, renderer: Renderer, critics: dict[str, keras.Model] | None = None,
-                 *, beta: float = 1.0, reconstruction: str = "l2", gan_loss: str = "logistic",
-                 reconstruction_weight: float = 1.0,
-                 supervised_weight: float = 0.0, regularizer: Regularizer | None = None,
+    def __init__(self, generator: keras.Model, critics: dict[str, keras.Model] | None = None, *,
+                 beta: float = 1.0, reconstruction: str = "l2", gan_loss: str = "logistic",
+                 reconstruction_weight: float = 1.0, supervised_weight: float = 0.0,
                  regularizer_weight: float = 0.0, gating: Gating = Gating(),
-                 global_batch_size: int | None = None, **kwargs):
+                 decoder: keras.layers.Layer | None = None, **kwargs):
+        # Every task's model keeps the name "aign": op names order some of grappler's float sums, so
+        # another name gives other rounding, and a GAN run amplifies it.
+        kwargs.setdefault("name", "aign")
         super().__init__(**kwargs)
-        check_choice("reconstruction loss", reconstruction, losses.RECONSTRUCTION_LOSSES)
-        check_choice("GAN loss", gan_loss, losses.GAN_LOSSES)
+        check_choice("reconstruction loss", reconstruction, losses.RECONSTRUCTION_ERRORS)
+        self.gan = losses.gan_loss(gan_loss)
         if gating.enabled and gan_loss != "logistic" and critics:
             raise UserError(f"update gating thresholds are logistic-loss values; use --gan_loss=logistic "
                             f"or turn gating off (--nogating) with --gan_loss={gan_loss}")
         self.generator = generator
-        self.renderer = renderer
+        self.decoder = decoder
         self.critics = dict(critics or {})
         self.beta = float(beta)
         self.reconstruction = reconstruction
-        self.gan_loss = gan_loss
         self.supervised_weight = float(supervised_weight)
         self.reconstruction_weight = float(reconstruction_weight)
-        self.regularizer = regularizer if regularizer_weight > 0 else None
         self.regularizer_weight = float(regularizer_weight)
         self.gating = gating if self.critics else Gating(enabled=False)
-        self.global_batch_size = global_batch_size
         names = ["reconstruction", "g_total"]
         if self.critics:
             names += ["g_adversarial", "d_loss", "d_acc_memories", "d_acc_predictions", "prediction_spread",
                       "memory_spread"]
         if self.supervised_weight > 0:
             names.append("supervised")
-        if self.regularizer is not None:
+        if self.regularizer_weight > 0:
             names.append("regularizer")
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
         self.update_trackers = {name: keras.metrics.Mean(name=name) for name in ("g_updated", "d_updated")}
@@ -133,8 +119,8 @@ class AIGN(keras.Model):
 
     @property
     def generator_variables(self) -> list:
-        """The generator's trainable weights, and a learned decoder's if one replaces the renderer."""
-        decoder = self.renderer.trainable_variables if isinstance(self.renderer, keras.layers.Layer) else []
+        """The generator's trainable weights, and the learned decoder's if one replaces the renderer."""
+        decoder = self.decoder.trainable_variables if self.decoder is not None else []
         return self.generator.trainable_variables + decoder
 
     @property
@@ -149,25 +135,29 @@ class AIGN(keras.Model):
         """The generator's predictions {factor: tensor}."""
         return self.generator(inputs, training=training)
 
-    def render(self, predictions: dict, batch: dict) -> tuple[tf.Tensor, tf.Tensor | None]:
-        """P(G(x)): (rendered, valid). Tasks override this where the renderer needs more than the inputs."""
-        return self.renderer(predictions, batch["inputs"])
+    def render(self, predictions: dict, inputs: dict) -> tuple[tf.Tensor, tf.Tensor | None]:
+        """P(G(x)): (rendered, valid), from the predictions and the generator's inputs. Every task implements it."""
+        raise NotImplementedError
+
+    def regularizer(self, predictions: dict, batch: dict) -> tf.Tensor:
+        """A prior on the predictions, [B]; used when regularizer_weight > 0."""
+        raise NotImplementedError
 
     def compute_losses(self, batch: dict, training: bool) -> dict:
         """Per-example loss terms of eq. (1) on one (per-replica) batch; see the module docstring."""
         predictions = self(batch["inputs"], training=training)
-        rendered, valid = self.render(predictions, batch)
+        rendered, valid = self.render(predictions, batch["inputs"])
         out = {"predictions": predictions, "rendered": rendered,
                "reconstruction": losses.reconstruction_loss(rendered, batch["observed"], valid, self.reconstruction)}
         if self.critics:
             g_adv, d_loss, acc_real, acc_fake = [], [], [], []
-            threshold = losses.decision_threshold(self.gan_loss)
+            threshold = self.gan.threshold
             for name in sorted(self.critics):
                 critic = self.critics[name]
                 real = critic(batch["memories"][name], training=training)
                 fake = critic(predictions[name], training=training)
-                g_adv.append(losses.generator_adversarial_loss(fake, self.gan_loss))
-                d_loss.append(losses.discriminator_loss(real, fake, self.gan_loss))
+                g_adv.append(self.gan.generator(fake))
+                d_loss.append(self.gan.discriminator(real, fake))
                 acc_real.append(losses.per_example_mean(tf.cast(real > threshold, tf.float32)))
                 acc_fake.append(losses.per_example_mean(tf.cast(fake <= threshold, tf.float32)))
             out["g_adversarial"] = tf.add_n(g_adv)
@@ -185,7 +175,7 @@ class AIGN(keras.Model):
             names = sorted(set(paired["targets"]) & set(paired_predictions))
             out["supervised"] = tf.add_n([losses.supervised_loss(paired_predictions[n], paired["targets"][n])
                                           for n in names])
-        if self.regularizer is not None:
+        if self.regularizer_weight > 0:
             out["regularizer"] = self.regularizer(predictions, batch)
         return out
 
@@ -197,7 +187,7 @@ class AIGN(keras.Model):
             total += self.beta * terms["g_adversarial"]
         if self.supervised_weight > 0:
             total += self.supervised_weight * terms["supervised"]
-        if self.regularizer is not None:
+        if self.regularizer_weight > 0:
             total += self.regularizer_weight * terms["regularizer"]
         return total
 
@@ -206,7 +196,7 @@ class AIGN(keras.Model):
         scaled, global_means = {}, {}
         for name in self.trackers:
             if name != "g_total":
-                scaled[name], global_means[name] = global_mean(per_example[name], self.global_batch_size)
+                scaled[name], global_means[name] = global_mean(per_example[name])
         scaled["g_total"] = self.generator_objective(scaled)
         global_means["g_total"] = self.generator_objective(global_means)
         for name, tracker in self.trackers.items():

@@ -26,8 +26,7 @@ in metres and the clips' root positions apply unchanged):
     left_wrist     link "left_wrist" frame origin (a fixed joint at the end of the forearm)
     right_shoulder / right_elbow / right_wrist   the same on the right links
 
-The order follows the 17-joint Human3.6M layout with its "spine" and "nose" left out:
-`H36M17_INDEX` gives, for each joint here, the index of its nearest Human3.6M-17 counterpart.
+The order follows the 17-joint Human3.6M layout with its "spine" and "nose" left out.
 In the zero pose the skeleton measures 1.466 m from ankle to head centre (the full body, from
 sole to the top of the head sphere, is 1.62 m); thigh 0.42 m, shin 0.41 m.
 
@@ -79,9 +78,6 @@ JOINT_NAMES: tuple[str, ...] = (
     "right_wrist",
 )
 NUM_JOINTS = len(JOINT_NAMES)
-
-# Nearest joint of the 17-joint Human3.6M layout (aign_tf.data.h36m.H36M17_NAMES) for each joint.
-H36M17_INDEX: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 8, 10, 11, 12, 13, 14, 15, 16)
 
 # Bones as (parent, child) joint indices: the kinematic tree. Every bone is rigid (constant
 # length) except pelvis-neck, which spans the chest joint (0.36 to 0.46 m).

@@ -10,14 +10,14 @@ import json
 from absl import flags
 
 from aign_tf.export import saved_model
-from aign_tf.zoo import cli, registry
+from aign_tf.zoo import cli
 
 flags.DEFINE_integer("version", None, "Version number (a new directory); default: one above the latest.")
 flags.DEFINE_boolean("tflite", False, "Also convert to TFLite (model.tflite) and compare it with the SavedModel.")
 
 
 def main(argv: list[str]) -> None:
-    task = registry.get_task(cli.require("task"))
+    task = cli.task()
     path = saved_model.export(task, cli.require("model_dir"), cli.require("out"), flags.FLAGS.version,
                               flags.FLAGS.tflite)
     with open(f"{path}/export.json") as f:

@@ -10,7 +10,6 @@ when complete: TF Serving never sees half an export, and an existing version is 
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import os
 import shutil
@@ -25,7 +24,7 @@ from aign_tf.errors import UserError
 from aign_tf.export import tflite
 from aign_tf.export.signatures import Signature, random_inputs, signature, spec
 from aign_tf.tasks.base import Task
-from aign_tf.zoo import trainer
+from aign_tf.zoo import rundir
 
 
 def versions(base: str) -> list[int]:
@@ -37,8 +36,6 @@ def versions(base: str) -> list[int]:
 
 def serving_signatures(task: Task, model: AIGN) -> dict[str, Signature]:
     """The task's signatures and `generator`."""
-    if task.serving is None:
-        raise UserError(f"task {task.name!r} has no serving signatures to export")
     specs = [spec(name, tensor.shape[1:], tensor.dtype) for name, tensor in sorted(model.generator.input.items())]
     return {**task.serving(model),
             "generator": signature(specs, lambda inputs: model.generator(inputs, training=False))}
@@ -47,8 +44,8 @@ def serving_signatures(task: Task, model: AIGN) -> dict[str, Signature]:
 def write_saved_model(model: AIGN, signatures: dict[str, Signature], path: str) -> None:
     archive = keras.export.ExportArchive()
     archive.track(model.generator)
-    if isinstance(model.renderer, keras.layers.Layer):  # a learned decoder (the ablation) has weights
-        archive.track(model.renderer)
+    if model.decoder is not None:  # the ablation's learned decoder, which its `render` signature runs
+        archive.track(model.decoder)
     for name, serving in signatures.items():
         archive.add_endpoint(name, serving.function)
     archive.write_out(path, verbose=False)
@@ -90,9 +87,10 @@ def compare_with_tflite(loaded, tflite_path: str, inputs: dict[str, dict[str, np
     return differences
 
 
-def export(task: Task, model_dir: str, out: str, version: int | None = None, with_tflite: bool = False) -> str:
+def export(task_class: type[Task], model_dir: str, out: str, version: int | None = None,
+           with_tflite: bool = False) -> str:
     """Exports model_dir's latest checkpoint to OUT/NAME/VERSION (default: the next free version)."""
-    config = trainer.trained_config(task, model_dir)
+    task = task_class(rundir.trained_config(task_class, model_dir))
     base = os.path.join(out, task.name)
     next_version = (versions(base) or [0])[-1] + 1
     version = next_version if version is None else version
@@ -102,7 +100,7 @@ def export(task: Task, model_dir: str, out: str, version: int | None = None, wit
     if os.path.exists(final):
         raise UserError(f"{final} exists and exports are never overwritten; omit --version to write "
                         f"version {next_version}")
-    model, step = trainer.load_for_inference(task, config, model_dir)
+    model, step = rundir.load_generator(task, model_dir)
     signatures = serving_signatures(task, model)
     os.makedirs(base, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{version}-partial-", dir=base)  # not a number: TF Serving skips it
@@ -110,7 +108,7 @@ def export(task: Task, model_dir: str, out: str, version: int | None = None, wit
         write_saved_model(model, signatures, staging)
         loaded = tf.saved_model.load(staging)
         metadata = {"task": task.name, "version": version, "step": step, "model_dir": os.path.abspath(model_dir),
-                    "date": datetime.date.today().isoformat(), "config": dataclasses.asdict(config),
+                    "date": datetime.date.today().isoformat(), "config": task.config.to_dict(),
                     "signatures": describe(loaded, signatures)}
         if with_tflite:
             path = os.path.join(staging, tflite.FILENAME)
@@ -119,7 +117,7 @@ def export(task: Task, model_dir: str, out: str, version: int | None = None, wit
             inputs = example_inputs(loaded, metadata["signatures"], batch_size=2)
             metadata["tflite"] = {"file": tflite.FILENAME, "inputs": "random over example_range, batch 2, seed 0",
                                   "max_abs_difference": compare_with_tflite(loaded, path, inputs)}
-        trainer.write_json(os.path.join(staging, "export.json"), metadata)
+        rundir.write_json(os.path.join(staging, "export.json"), metadata)
         os.chmod(staging, 0o755)  # mkdtemp made it private; a server under another user must read it
         os.rename(staging, final)
     except BaseException:

@@ -14,7 +14,6 @@ Conventions (used by every renderer in `aign_tf.render`):
       Rx(a) = [[1, 0, 0], [0, cos a, -sin a], [0, sin a, cos a]]
       Ry(b) = [[cos b, 0, sin b], [0, 1, 0], [-sin b, 0, cos b]]
       Rz(c) = [[cos c, -sin c, 0], [sin c, cos c, 0], [0, 0, 1]]
-  `rotation_from_euler((a, b, c))` is tensorflow-graphics' `from_euler`: Rz(c) @ Ry(b) @ Rx(a).
   `rotation_xyz((a, b, c))` is the paper's pose convention (sec. 2.1, 2.2): Rx(a) @ Ry(b) @ Rz(c).
 - Rigid motion: X2 = R @ X1 + T takes points from frame 1 to frame 2 (paper sec. 2.2).
 
@@ -115,21 +114,6 @@ def unproject(
         return perspective.unproject(
             tile(pixels, 2), tile(depth, 1), tile(focal, 2), tile(principal_point, 2)
         )
-
-
-def rotation_from_euler(angles: tf.Tensor) -> tf.Tensor:
-    """Rotation matrices Rz(c) @ Ry(b) @ Rx(a) (tensorflow-graphics' `from_euler`).
-
-    Args:
-      angles: [..., 3] angles (a, b, c) in radians about x, y and z.
-
-    Returns:
-      [..., 3, 3] rotation matrices.
-    """
-    with tf.name_scope("rotation_from_euler"):
-        angles = tf.convert_to_tensor(angles)
-        _check_last_dims(angles, "angles", (3,))
-        return rotation_matrix_3d.from_euler(angles)
 
 
 def rotation_xyz(angles: tf.Tensor) -> tf.Tensor:

@@ -1,91 +1,101 @@
-"""What every task provides, and the run configuration shared by all of them.
+"""What every task is: an object bound to its validated configuration.
 
-A task module defines `TASK = Task(...)`; `aign_tf.zoo.registry` maps its name to the module.
-Data flows data -> task model (generator -> renderer, critics) -> losses -> train loop.
+A task module defines one `Task` subclass; `aign_tf.zoo.registry` maps its name to it. The class
+declares its typed `Options` and the paper's hyperparameters (`run_defaults`); an instance loads
+what it needs (data, pose basis, intrinsics, the judging classifier) once, on first use, and holds
+it. Data flows `train_batches` -> `build_model` (generator -> renderer, critics) -> losses -> the
+train loop (`aign_tf.zoo.trainer`) -> checkpoint (`aign_tf.zoo.rundir`) -> `serving` (export).
 """
 from __future__ import annotations
 
-import dataclasses
-import json
-from typing import Any, Callable
+from typing import Any, ClassVar
 
 import keras
 import tensorflow as tf
 
-from aign_tf.core import AIGN
+from aign_tf.core import AIGN, Gating
 from aign_tf.errors import UserError
+from aign_tf.tasks.options import Config, Options
 
 
-@dataclasses.dataclass
-class Config:
-    """One training run. `options` holds the task's own settings (dataset, bias, mask, ...)."""
-    task: str
-    steps: int
-    batch_size: int
-    seed: int = 0
-    beta: float = 1.0
-    learning_rate: float = 1e-4
-    gan_loss: str = "logistic"
-    reconstruction: str = "l2"
-    gating: bool = True
-    supervised_weight: float = 0.0
-    reconstruction_weight: float = 1.0
-    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+class Task:
+    """A task bound to `config`. Subclasses set `name`, `Options`, `run_defaults` and implement
+    the methods that raise NotImplementedError here."""
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+    name: ClassVar[str]
+    Options: ClassVar[type[Options]] = Options
+    run_defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, config: Config):
+        if config.task != self.name or not isinstance(config.options, self.Options):
+            raise UserError(f"a {config.task!r} config cannot configure task {self.name!r}")
+        self.config = config
+        self.options = config.options
+
+    # -- configuration ---------------------------------------------------------------------------
 
     @classmethod
-    def from_json(cls, text: str) -> "Config":
-        return cls(**json.loads(text))
+    def configure(cls, **overrides: Any) -> Config:
+        """The paper's configuration of this task with `overrides` (hyperparameters or task options;
+        None values ignored), validated."""
+        return Config(task=cls.name, options=cls.Options(), **cls.run_defaults).replace(**overrides)
 
+    @classmethod
+    def config_from_dict(cls, stored: dict[str, Any], *, what: str = "config") -> Config:
+        """A stored config (`Config.to_dict`); options it predates take today's defaults."""
+        stored = dict(stored)
+        if stored.pop("task", cls.name) != cls.name:
+            raise UserError(f"{what} is not a {cls.name!r} config")
+        options = cls.Options.from_dict(stored.pop("options", None) or {}, what=f"{what} of task {cls.name!r}")
+        run = {**cls.run_defaults, **stored}
+        unknown = sorted(set(run) - set(Config.RUN_FIELDS))
+        if unknown:
+            raise UserError(f"{what} has an unknown setting {unknown[0]!r}")
+        return Config(task=cls.name, options=options, **run)
 
-@dataclasses.dataclass(frozen=True)
-class Task:
-    """A task: its paper defaults and the functions the train / evaluate CLIs call.
+    # -- the model -------------------------------------------------------------------------------
 
-    defaults       Config fields (and `options`) from the paper for this task
-    build_model    config -> compiled-ready AIGN (call inside the strategy scope)
-    train_data     config -> repeated dataset of global batches (see `aign_tf.core.model`)
-    eval_data      config -> finite dataset of batches over the held-out inputs
-    evaluate       (model, config) -> {metric: float}
-    images         (model, batch) -> {name: [N, H, W, C] images in [0, 1]}: TensorBoard grids, evaluation.png
-    predict        optional (model, config) -> {name: array} on unlabelled inputs (`aign_tf.zoo.adapt`)
-    serving        model -> {name: `aign_tf.export.signatures.Signature`}, `serving_default` first: what a client sends
-                   and gets back (`aign_tf.export`, which adds the generator itself as `generator`)
-    """
-    name: str
-    defaults: dict[str, Any]
-    build_model: Callable[[Config], AIGN]
-    train_data: Callable[[Config], tf.data.Dataset]
-    eval_data: Callable[[Config], tf.data.Dataset]
-    evaluate: Callable[[AIGN, Config], dict[str, float]]
-    images: Callable[[AIGN, dict], dict[str, tf.Tensor]]
-    predict: Callable[[AIGN, Config], dict] | None = None
-    serving: Callable[[AIGN], dict[str, Any]] | None = None
+    def build_model(self) -> AIGN:
+        """The task's AIGN, untrained (call inside the strategy scope)."""
+        raise NotImplementedError
 
-    def config(self, **overrides: Any) -> Config:
-        """The paper's defaults for this task, with `overrides` (None values ignored) applied."""
-        fields = {k: v for k, v in self.defaults.items() if k != "options"}
-        options = dict(self.defaults.get("options", {}))
-        for key, value in overrides.items():
-            if value is None:
-                continue
-            if key in options:
-                options[key] = value
-            elif key in {f.name for f in dataclasses.fields(Config)}:
-                fields[key] = value
-            else:
-                raise UserError(f"task {self.name!r} has no option {key!r}; its options are {', '.join(sorted(options))}")
-        return Config(task=self.name, options=options, **fields)
+    def aign_weights(self) -> dict[str, Any]:
+        """The AIGN keyword arguments that come from the hyperparameters: eq. (1)'s weights, losses, gating."""
+        c = self.config
+        return dict(beta=c.beta, reconstruction=c.reconstruction, gan_loss=c.gan_loss, gating=Gating(enabled=c.gating),
+                    supervised_weight=c.supervised_weight, reconstruction_weight=c.reconstruction_weight)
 
+    def optimizers(self) -> tuple[keras.optimizers.Optimizer, keras.optimizers.Optimizer]:
+        """Adam for generator and critics at the paper's learning rate (beta_1 = 0.5, as in DCGAN)."""
+        rate = self.config.learning_rate
+        return keras.optimizers.Adam(rate, beta_1=0.5), keras.optimizers.Adam(rate, beta_1=0.5)
 
-def with_default_options(task: "Task", config: Config) -> Config:
-    """A stored config with the task's current defaults for options it predates."""
-    return dataclasses.replace(config, options={**task.defaults.get("options", {}), **config.options})
+    # -- data ------------------------------------------------------------------------------------
 
+    def train_batches(self) -> tf.data.Dataset:
+        """Repeated global batches of training examples (layout: `aign_tf.core.batches`); the train
+        loop feeds each input pipeline its shard of them (`batches.shard` with its InputContext)."""
+        raise NotImplementedError
 
-def optimizers(config: Config) -> tuple[keras.optimizers.Optimizer, keras.optimizers.Optimizer]:
-    """Adam for generator and critics at the paper's learning rate (beta_1 = 0.5, as in DCGAN)."""
-    return (keras.optimizers.Adam(config.learning_rate, beta_1=0.5),
-            keras.optimizers.Adam(config.learning_rate, beta_1=0.5))
+    def eval_dataset(self) -> tf.data.Dataset:
+        """One pass over the held-out inputs, in order, in batches."""
+        raise NotImplementedError
+
+    # -- measurement and use ---------------------------------------------------------------------
+
+    def evaluate(self, model: AIGN) -> dict[str, float]:
+        """The task's held-out metrics {name: value}."""
+        raise NotImplementedError
+
+    def images(self, model: AIGN, batch: dict) -> dict[str, tf.Tensor]:
+        """{row name: [N, H, W, C] images in [0, 1]}: TensorBoard grids and evaluation.png."""
+        raise NotImplementedError
+
+    def serving(self, model: AIGN) -> dict:
+        """{signature name: `aign_tf.export.signatures.Signature`}, `serving_default` first: what a
+        client sends and gets back (`aign_tf.export` adds the generator itself as `generator`)."""
+        raise NotImplementedError
+
+    def predict(self, model: AIGN) -> dict:
+        """Predictions {name: array} on the task's unlabelled inputs (`aign_tf.zoo.adapt`)."""
+        raise UserError(f"task {self.name} has no unlabelled-input mode; fine-tune it with train --init_from")

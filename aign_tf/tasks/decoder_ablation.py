@@ -14,22 +14,24 @@ whatever G does; the renderer forces G(x) itself to agree with x.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import keras
-import tensorflow as tf
 
 from aign_tf.core import AIGN
-from aign_tf.errors import check_choice
 from aign_tf.nets import layers
-from aign_tf.tasks import image_tasks, inpaint
-from aign_tf.tasks.base import Config, Task
+from aign_tf.tasks import inpaint
+from aign_tf.tasks.options import option
 
 DECODERS = ("renderer", "learned")
 
-DEFAULTS = {**inpaint.DEFAULTS,
-            "options": {**inpaint.DEFAULTS["options"], "decoder": "learned",
-                        "hidden": 512}}  # units of each hidden FC layer of encoder and decoder
+
+@dataclasses.dataclass(frozen=True)
+class DecoderAblationOptions(inpaint.InpaintOptions):
+    decoder: str = option("learned", "renderer (the parameter-free mask) or learned (an FC decoder trained with "
+                          "the encoder).", choices=DECODERS)
+    hidden: int = option(512, "Units of each hidden FC layer of encoder and decoder.", minimum=1)
 
 
 def fully_connected(x, hidden: int, image_shape: tuple[int, int, int]):
@@ -48,27 +50,21 @@ def encoder(image_shape: tuple[int, int, int], hidden: int) -> keras.Model:
                        name="fc_encoder")
 
 
-class LearnedDecoder(keras.layers.Layer):
-    """D(G(x)) in the renderer's place: (predictions, inputs) -> (decoded image, visible mask)."""
-
-    def __init__(self, image_shape: tuple[int, int, int], hidden: int, **kwargs):
-        super().__init__(**kwargs)
-        prediction = keras.Input(image_shape)
-        self.decoder = keras.Model(prediction, fully_connected(keras.layers.Flatten()(prediction), hidden, image_shape),
-                                   name="fc_decoder")
-        self.built = True  # the functional decoder made its weights above
-
-    def call(self, predictions: dict, inputs: dict) -> tuple[tf.Tensor, tf.Tensor]:
-        return self.decoder(predictions["image"]), inputs["mask"]
+def decoder(image_shape: tuple[int, int, int], hidden: int) -> keras.Model:
+    """D: a predicted image -> the image it decodes to (FC, FC, FC sigmoid), in the renderer's place."""
+    prediction = keras.Input(image_shape)
+    return keras.Model(prediction, fully_connected(keras.layers.Flatten()(prediction), hidden, image_shape),
+                       name="fc_decoder")
 
 
-def build_model(config: Config) -> AIGN:
-    check_choice("decoder", config.options["decoder"], DECODERS)
-    shape, width = image_tasks.image_data(config).image_shape, config.options["width"]
-    hidden = config.options["hidden"]
-    renderer = LearnedDecoder(shape, hidden) if config.options["decoder"] == "learned" else inpaint.render_masked
-    return image_tasks.image_aign(config, encoder(shape, hidden), renderer, inpaint.critic(shape, width))
+class DecoderAblationTask(inpaint.InpaintTask):
+    """Inpainting with FC networks: the parameter-free renderer or a learned decoder."""
 
+    name = "decoder_ablation"
+    Options = DecoderAblationOptions
 
-TASK = Task("decoder_ablation", DEFAULTS, build_model, inpaint.train_data, inpaint.eval_data, inpaint.evaluate,
-            inpaint.images, serving=inpaint.serving)
+    def build_model(self) -> AIGN:
+        shape, hidden = self.data.image_shape, self.options.hidden
+        learned = decoder(shape, hidden) if self.options.decoder == "learned" else None
+        return inpaint.InpaintAIGN(encoder(shape, hidden), {"image": inpaint.critic(shape, self.options.width)},
+                                   decoder=learned, **self.aign_weights())

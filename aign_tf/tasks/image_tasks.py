@@ -1,5 +1,5 @@
-"""What the image tasks (inpainting, super-resolution, the decoder ablation) share: their data,
-read from the task options, batched with memories; and what they measure.
+"""What the image tasks (inpainting, super-resolution, the decoder ablation) share: their options
+and data, batched with memories (`ImageTask`); and what they measure.
 
 Pixel metrics on images in [0, 1]: per-image PSNR (dB) and SSIM (TensorFlow's, 11x11 Gaussian
 window, sigma 1.5), averaged over images. Semantic metrics use the project's own classifier
@@ -12,50 +12,69 @@ comparable only between models judged by the same classifier.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+import functools
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from aign_tf.core import AIGN, Gating
-from aign_tf.core.model import Renderer
-from aign_tf.data.images import ImageData, load_image_data
+from aign_tf.core import batches
+from aign_tf.data.images import IMAGE_DATASETS, ImageData, load_image_data
 from aign_tf.nets.classifier import trained_classifier, with_features
-from aign_tf.tasks.base import Config
-
-# (images, seed) -> the task's examples {"inputs", "observed", "targets", "label"}
-Examples = Callable[[tf.data.Dataset, int], tf.data.Dataset]
+from aign_tf.tasks.base import Task
+from aign_tf.tasks.options import Options, option
 
 MIN_MSE = 1e-10  # PSNR of identical images is capped at 100 dB
 EVAL_SEED = 10_000  # seed of any randomness in the held-out examples (e.g. random masks)
 
 
-def image_data(config: Config) -> ImageData:
-    o = config.options
-    return load_image_data(o["dataset"], o["data_dir"], seed=config.seed, bias=o["bias"],
-                           image_size=o["image_size"], attribute=o["attribute"])
+@dataclasses.dataclass(frozen=True)
+class ImageOptions(Options):
+    """Where the images come from and what the memories hold."""
+    dataset: str = option("mnist", "Image collection: mnist (embedded), fashion_mnist (IDX files in --data_dir), "
+                          "lfw (embedded faces) or celeb_a (TFDS directory).", choices=IMAGE_DATASETS)
+    data_dir: str | None = option(None, "Directory holding the dataset files (fashion_mnist, celeb_a).")
+    bias: str | None = option(None, "Keep only this class in the memories, e.g. 8, face, Male, or a CelebA "
+                              "identity number with --attribute=identity.")
+    image_size: int | None = option(None, "Side of square images for collections that are resized "
+                                    "(default 28 for the MNIST collections, 24 for lfw, 64 for celeb_a).",
+                                    minimum=1, unit="pixels")
+    attribute: str | None = option(None, "celeb_a: the attribute used as the class label, e.g. Big_Lips, "
+                                   "or identity.")
 
 
-def image_aign(config: Config, generator: keras.Model, renderer: Renderer, critic: keras.Model) -> AIGN:
-    """An image task's AIGN: one critic on the predicted image, eq. (1) weights from `config`."""
-    return AIGN(generator, renderer, {"image": critic}, beta=config.beta, reconstruction=config.reconstruction,
-                gan_loss=config.gan_loss, supervised_weight=config.supervised_weight,
-                reconstruction_weight=config.reconstruction_weight, gating=Gating(enabled=config.gating))
+class ImageTask(Task):
+    """An image task: its collection (train inputs, held-out inputs, memories) and judging classifier,
+    loaded once. A subclass turns {"image", "label"} elements into its examples (`examples`)."""
 
+    Options = ImageOptions
+    run_defaults = dict(steps=3000, batch_size=32, beta=0.02, learning_rate=1e-4)
 
-def train_batches(config: Config, examples: Examples) -> tf.data.Dataset:
-    """Repeated global batches of the training inputs' examples, each with unpaired memories."""
-    data = image_data(config)
-    inputs = examples(data.train.shuffle(data.sizes["train"], seed=config.seed).repeat(), config.seed)
-    memories = data.memory.shuffle(data.sizes["memory"], seed=config.seed + 1).repeat()
-    zipped = tf.data.Dataset.zip(inputs, memories).map(lambda x, m: {**x, "memories": {"image": m["image"]}})
-    return zipped.batch(config.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    @functools.cached_property
+    def data(self) -> ImageData:
+        o = self.options
+        return load_image_data(o.dataset, o.data_dir, seed=self.config.seed, bias=o.bias, image_size=o.image_size,
+                               attribute=o.attribute)
 
+    @functools.cached_property
+    def judge(self) -> "Judge":
+        return Judge(self.data, self.config.seed)
 
-def eval_batches(config: Config, examples: Examples) -> tf.data.Dataset:
-    """One pass over the held-out inputs' examples."""
-    return examples(image_data(config).test, EVAL_SEED).batch(config.batch_size)
+    def examples(self, images: tf.data.Dataset, seed: int) -> tf.data.Dataset:
+        """{"image", "label"} elements -> the task's examples (`batches.example`); `seed` for any randomness."""
+        raise NotImplementedError
+
+    def train_batches(self) -> tf.data.Dataset:
+        """Repeated global batches of the training inputs' examples, each with unpaired memories."""
+        data, seed = self.data, self.config.seed
+        inputs = self.examples(data.train.shuffle(data.sizes["train"], seed=seed).repeat(), seed)
+        memories = data.memory.shuffle(data.sizes["memory"], seed=seed + 1).repeat()
+        zipped = tf.data.Dataset.zip(inputs, memories).map(
+            lambda x, m: batches.example(**x, memories={"image": m["image"]}))
+        return zipped.batch(self.config.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+    def eval_dataset(self) -> tf.data.Dataset:
+        """One pass over the held-out inputs' examples."""
+        return self.examples(self.data.test, EVAL_SEED).batch(self.config.batch_size)
 
 
 def psnr(images: tf.Tensor, references: tf.Tensor) -> np.ndarray:

@@ -10,28 +10,29 @@ inputs. `bias=CLASS` keeps only that class in the memories (the paper's "big lip
 """
 from __future__ import annotations
 
-import functools
+import dataclasses
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from aign_tf.render import image as image_renderer
-from aign_tf.core import AIGN
-from aign_tf.errors import UserError, check_choice
+from aign_tf.core import AIGN, batches
+from aign_tf.errors import UserError
 from aign_tf.export.signatures import image_from_uint8, image_to_uint8, signature, spec
 from aign_tf.nets import layers
+from aign_tf.render import image as image_renderer
 from aign_tf.tasks import image_tasks
-from aign_tf.tasks.base import Config, Task
+from aign_tf.tasks.options import option
 
 MASKS = ("center", "bottom", "mouth", "random")
 
-DEFAULTS = {
-    "steps": 3000, "batch_size": 32, "beta": 0.02, "learning_rate": 1e-4,
-    "options": {"dataset": "mnist", "data_dir": None, "bias": None, "mask": "center",
-                "image_size": None, "attribute": None,
-                "width": 32},  # channels of the first conv layer; the paper's face models use 64
-}
+
+@dataclasses.dataclass(frozen=True)
+class InpaintOptions(image_tasks.ImageOptions):
+    mask: str = option("center", "Hidden region: center, bottom, mouth (lower middle of a face) or random "
+                       "(a rectangle drawn per example).", choices=MASKS)
+    width: int = option(32, "Channels of the first conv layer of generator and critic (doubling deeper); "
+                        "the paper's face models use 64.", minimum=2)
 
 
 def hidden_box(kind: str, height: int, width: int) -> tuple[int, int, int, int]:
@@ -81,126 +82,122 @@ def generator(image_shape: tuple[int, int, int], width: int) -> keras.Model:
     return keras.Model({"image": image, "mask": mask}, {"image": x}, name="inpaint_generator")
 
 
-def render_masked(predictions: dict, inputs: dict) -> tuple[tf.Tensor, tf.Tensor]:
-    """P(G(x), m) = m * G(x); only visible pixels count in the reconstruction loss."""
-    return image_renderer.mask(predictions["image"], inputs["mask"]), inputs["mask"]
+class InpaintAIGN(AIGN):
+    """Renders P(G(x), m) = m * G(x); only visible pixels count in the reconstruction loss. With a
+    learned `decoder` (the supplementary's ablation) D(G(x)) takes the renderer's place."""
+
+    def render(self, predictions: dict, inputs: dict) -> tuple[tf.Tensor, tf.Tensor]:
+        if self.decoder is not None:
+            return self.decoder(predictions["image"]), inputs["mask"]
+        return image_renderer.mask(predictions["image"], inputs["mask"]), inputs["mask"]
 
 
 def critic(image_shape: tuple[int, int, int], width: int) -> keras.Model:
     return layers.image_critic(image_shape, (width, 2 * width, 4 * width, 8 * width), name="image_critic")
 
 
-def build_model(config: Config) -> AIGN:
-    shape, width = image_tasks.image_data(config).image_shape, config.options["width"]
-    return image_tasks.image_aign(config, generator(shape, width), render_masked, critic(shape, width))
+class InpaintTask(image_tasks.ImageTask):
+    """Biased inpainting: the masked image and its mask in, the complete image out."""
+
+    name = "inpaint"
+    Options = InpaintOptions
+
+    def build_model(self) -> AIGN:
+        shape, width = self.data.image_shape, self.options.width
+        return InpaintAIGN(generator(shape, width), {"image": critic(shape, width)}, **self.aign_weights())
+
+    def examples(self, images: tf.data.Dataset, seed: int) -> tf.data.Dataset:
+        """Adds the mask, the masked input and the observation to each {"image", "label"} element."""
+        kind = self.options.mask
+
+        def example(index, element):
+            image = element["image"]
+            height, width = image.shape[0], image.shape[1]
+            visible = visible_mask(kind, height, width, tf.stack([tf.constant(seed, tf.int64), index]))
+            masked = image_renderer.mask(image, visible)
+            return batches.example({"image": masked, "mask": visible}, masked, targets={"image": image},
+                                   label=element["label"])
+
+        return images.enumerate().map(example, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def evaluate(self, model: AIGN) -> dict[str, float]:
+        """Render error on the visible pixels, error of the hidden region against the true image, and
+        what the project's classifier makes of the predictions and of the completions (the visible input
+        pixels kept, the hidden ones from G(x)): identity kept, share of the bias class.
+
+        With the renderer, the render error and the prediction's error on the visible pixels are the
+        same number; with a learned decoder (`aign_tf.tasks.decoder_ablation`) they differ."""
+        data, judge = self.data, self.judge
+        sums = dict.fromkeys(("render", "prediction_visible", "visible_n", "hidden", "hidden_n", "blank"), 0.0)
+        classes = {"prediction": [], "completed": [], "masked": [], "truth": []}
+        labels = []
+        for batch in self.eval_dataset():
+            predicted = model(batch["inputs"], training=False)["image"]
+            rendered, _ = model.render({"image": predicted}, batch["inputs"])
+            mask, truth = batch["inputs"]["mask"], batch["targets"]["image"]
+            channels = truth.shape[-1]
+            sums["render"] += float(tf.reduce_sum(mask * tf.square(rendered - batch["observed"])))
+            sums["prediction_visible"] += float(tf.reduce_sum(mask * tf.square(predicted - truth)))
+            sums["visible_n"] += float(tf.reduce_sum(mask)) * channels
+            sums["hidden"] += float(tf.reduce_sum((1 - mask) * tf.square(predicted - truth)))
+            sums["hidden_n"] += float(tf.reduce_sum(1 - mask)) * channels
+            sums["blank"] += float(tf.reduce_sum((1 - mask) * tf.square(truth)))
+            completed = mask * batch["inputs"]["image"] + (1.0 - mask) * predicted
+            for name, images in (("prediction", predicted), ("completed", completed),
+                                 ("masked", batch["inputs"]["image"]), ("truth", truth)):
+                classes[name].append(judge(images)[0])
+            labels.append(batch["label"].numpy())
+        classes = {name: np.concatenate(c) for name, c in classes.items()}
+        labels = np.concatenate(labels)
+        hidden_mse = sums["hidden"] / max(sums["hidden_n"], 1.0)
+        metrics = {
+            "render_mse_visible": sums["render"] / max(sums["visible_n"], 1.0),
+            "prediction_mse_visible": sums["prediction_visible"] / max(sums["visible_n"], 1.0),
+            "hidden_mse": hidden_mse,
+            "hidden_psnr_db": float(10 * np.log10(1.0 / max(hidden_mse, 1e-12))),
+            "hidden_mse_left_blank": sums["blank"] / max(sums["hidden_n"], 1.0),  # reference: no inpainting
+            "classifier_test_accuracy": judge.test_accuracy,
+            "prediction_accuracy": float(np.mean(classes["prediction"] == labels)),
+            "completion_accuracy": float(np.mean(classes["completed"] == labels)),
+            "masked_input_accuracy": float(np.mean(classes["masked"] == labels)),
+            "examples": float(len(labels)),
+        }
+        if data.bias_label is not None:
+            metrics["bias_share_completions"] = float(np.mean(classes["completed"] == data.bias_label))
+            metrics["bias_share_true_images"] = float(np.mean(classes["truth"] == data.bias_label))
+        return metrics
 
 
-def _examples(images: tf.data.Dataset, seed: int, *, config: Config) -> tf.data.Dataset:
-    """Adds the mask, the masked input and the observation to each {"image", "label"} element."""
-    kind = config.options["mask"]
-    check_choice("mask", kind, MASKS)
-
-    def example(index, element):
-        image = element["image"]
-        height, width = image.shape[0], image.shape[1]
-        visible = visible_mask(kind, height, width, tf.stack([tf.constant(seed, tf.int64), index]))
-        masked = image_renderer.mask(image, visible)
-        return {"inputs": {"image": masked, "mask": visible}, "observed": masked,
-                "targets": {"image": image}, "label": element["label"]}
-
-    return images.enumerate().map(example, num_parallel_calls=tf.data.AUTOTUNE)
-
-
-def train_data(config: Config) -> tf.data.Dataset:
-    return image_tasks.train_batches(config, functools.partial(_examples, config=config))
-
-
-def eval_data(config: Config) -> tf.data.Dataset:
-    return image_tasks.eval_batches(config, functools.partial(_examples, config=config))
-
-
-def evaluate(model: AIGN, config: Config) -> dict[str, float]:
-    """Render error on the visible pixels, error of the hidden region against the true image, and
-    what the project's classifier makes of the predictions and of the completions (the visible input
-    pixels kept, the hidden ones from G(x)): identity kept, share of the bias class.
-
-    With the renderer, the render error and the prediction's error on the visible pixels are the
-    same number; with a learned decoder (`aign_tf.tasks.decoder_ablation`) they differ."""
-    data = image_tasks.image_data(config)
-    judge = image_tasks.Judge(data, config.seed)
-    sums = dict.fromkeys(("render", "prediction_visible", "visible_n", "hidden", "hidden_n", "blank"), 0.0)
-    classes = {"prediction": [], "completed": [], "masked": [], "truth": []}
-    labels = []
-    for batch in eval_data(config):
+    def images(self, model: AIGN, batch: dict) -> dict[str, tf.Tensor]:
         predicted = model(batch["inputs"], training=False)["image"]
-        rendered, _ = model.render({"image": predicted}, batch)
-        mask, truth = batch["inputs"]["mask"], batch["targets"]["image"]
-        channels = truth.shape[-1]
-        sums["render"] += float(tf.reduce_sum(mask * tf.square(rendered - batch["observed"])))
-        sums["prediction_visible"] += float(tf.reduce_sum(mask * tf.square(predicted - truth)))
-        sums["visible_n"] += float(tf.reduce_sum(mask)) * channels
-        sums["hidden"] += float(tf.reduce_sum((1 - mask) * tf.square(predicted - truth)))
-        sums["hidden_n"] += float(tf.reduce_sum(1 - mask)) * channels
-        sums["blank"] += float(tf.reduce_sum((1 - mask) * tf.square(truth)))
-        completed = mask * batch["inputs"]["image"] + (1.0 - mask) * predicted
-        for name, images in (("prediction", predicted), ("completed", completed),
-                             ("masked", batch["inputs"]["image"]), ("truth", truth)):
-            classes[name].append(judge(images)[0])
-        labels.append(batch["label"].numpy())
-    classes = {name: np.concatenate(c) for name, c in classes.items()}
-    labels = np.concatenate(labels)
-    hidden_mse = sums["hidden"] / max(sums["hidden_n"], 1.0)
-    metrics = {
-        "render_mse_visible": sums["render"] / max(sums["visible_n"], 1.0),
-        "prediction_mse_visible": sums["prediction_visible"] / max(sums["visible_n"], 1.0),
-        "hidden_mse": hidden_mse,
-        "hidden_psnr_db": float(10 * np.log10(1.0 / max(hidden_mse, 1e-12))),
-        "hidden_mse_left_blank": sums["blank"] / max(sums["hidden_n"], 1.0),  # reference: no inpainting
-        "classifier_test_accuracy": judge.test_accuracy,
-        "prediction_accuracy": float(np.mean(classes["prediction"] == labels)),
-        "completion_accuracy": float(np.mean(classes["completed"] == labels)),
-        "masked_input_accuracy": float(np.mean(classes["masked"] == labels)),
-        "examples": float(len(labels)),
-    }
-    if data.bias_label is not None:
-        metrics["bias_share_completions"] = float(np.mean(classes["completed"] == data.bias_label))
-        metrics["bias_share_true_images"] = float(np.mean(classes["truth"] == data.bias_label))
-    return metrics
+        rendered, _ = model.render({"image": predicted}, batch["inputs"])
+        mask = batch["inputs"]["mask"]
+        grids = {"input": batch["inputs"]["image"], "render": rendered, "prediction": predicted,
+                 "completed": mask * batch["inputs"]["image"] + (1.0 - mask) * predicted,
+                 "truth": batch["targets"]["image"]}
+        if "memories" in batch:  # training batches
+            grids["memories"] = batch["memories"]["image"]
+        return grids
 
 
-def images(model: AIGN, batch: dict) -> dict[str, tf.Tensor]:
-    predicted = model(batch["inputs"], training=False)["image"]
-    rendered, _ = model.render({"image": predicted}, batch)
-    mask = batch["inputs"]["mask"]
-    grids = {"input": batch["inputs"]["image"], "render": rendered, "prediction": predicted,
-             "completed": mask * batch["inputs"]["image"] + (1.0 - mask) * predicted,
-             "truth": batch["targets"]["image"]}
-    if "memories" in batch:  # training batches
-        grids["memories"] = batch["memories"]["image"]
-    return grids
+    def serving(self, model: AIGN) -> dict:
+        """serving_default  uint8 image [N, H, W, C] and uint8 mask [N, H, W, 1] (nonzero = visible) ->
+                         uint8 "image", the completion (visible input pixels kept, hidden ones from G(x)),
+                         and uint8 "prediction", G(x) itself
+        render           float image [N, H, W, C] in [0, 1] and float 0/1 mask -> float "image", the
+                         renderer's P(image, mask) (the learned decoder's output in the decoder ablation)"""
+        rows, cols, channels = model.generator.input["image"].shape[1:]
 
+        def complete(inputs):
+            visible = tf.minimum(tf.cast(inputs["mask"], tf.float32), 1.0)
+            masked = image_renderer.mask(image_from_uint8(inputs["image"]), visible)
+            predicted = model.generator({"image": masked, "mask": visible}, training=False)["image"]
+            return {"image": image_to_uint8(masked + (1.0 - visible) * predicted), "prediction": image_to_uint8(predicted)}
 
-def serving(model: AIGN) -> dict:
-    """serving_default  uint8 image [N, H, W, C] and uint8 mask [N, H, W, 1] (nonzero = visible) ->
-                     uint8 "image", the completion (visible input pixels kept, hidden ones from G(x)),
-                     and uint8 "prediction", G(x) itself
-    render           float image [N, H, W, C] in [0, 1] and float 0/1 mask -> float "image", the
-                     renderer's P(image, mask) (the learned decoder's output in the decoder ablation)"""
-    rows, cols, channels = model.generator.input["image"].shape[1:]
+        def render(inputs):
+            rendered, _ = model.render({"image": inputs["image"]}, {"mask": inputs["mask"]})
+            return {"image": rendered}
 
-    def complete(inputs):
-        visible = tf.minimum(tf.cast(inputs["mask"], tf.float32), 1.0)
-        masked = image_renderer.mask(image_from_uint8(inputs["image"]), visible)
-        predicted = model.generator({"image": masked, "mask": visible}, training=False)["image"]
-        return {"image": image_to_uint8(masked + (1.0 - visible) * predicted), "prediction": image_to_uint8(predicted)}
-
-    def render(inputs):
-        rendered, _ = model.render({"image": inputs["image"]}, {"inputs": {"mask": inputs["mask"]}})
-        return {"image": rendered}
-
-    return {"serving_default": signature([spec("image", (rows, cols, channels), tf.uint8),
-                                          spec("mask", (rows, cols, 1), tf.uint8)], complete),
-            "render": signature([spec("image", (rows, cols, channels)), spec("mask", (rows, cols, 1))], render)}
-
-
-TASK = Task("inpaint", DEFAULTS, build_model, train_data, eval_data, evaluate, images, serving=serving)
+        return {"serving_default": signature([spec("image", (rows, cols, channels), tf.uint8),
+                                              spec("mask", (rows, cols, 1), tf.uint8)], complete),
+                "render": signature([spec("image", (rows, cols, channels)), spec("mask", (rows, cols, 1))], render)}

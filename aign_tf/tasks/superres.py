@@ -12,26 +12,27 @@ memories' high frequencies override the input's low ones.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import numpy as np
 import tensorflow as tf
 
-from aign_tf.core import AIGN
+from aign_tf.core import AIGN, batches
 from aign_tf.errors import UserError
 from aign_tf.export.signatures import image_from_uint8, image_to_uint8, signature, spec
 from aign_tf.nets import layers
 from aign_tf.render import image as image_renderer
 from aign_tf.tasks import image_tasks
-from aign_tf.tasks.base import Config, Task
+from aign_tf.tasks.options import option
 
 FACTOR = 4  # the paper's 4x super-resolution
 
-DEFAULTS = {
-    "steps": 3000, "batch_size": 32, "beta": 0.02, "learning_rate": 1e-4,
-    "options": {"dataset": "mnist", "data_dir": None, "bias": None, "image_size": None, "attribute": None,
-                "width": 64,  # generator channels (the paper's 64); the critic's first layer has half
-                "blocks": 4},  # residual blocks (the paper's n is not given)
-}
+
+@dataclasses.dataclass(frozen=True)
+class SuperresOptions(image_tasks.ImageOptions):
+    width: int = option(64, "Generator channels (the paper's 64); the critic's first layer has half.", minimum=2)
+    blocks: int = option(4, "Residual blocks of the generator (the paper's n is not given).", minimum=0)
 
 
 def generator(image_shape: tuple[int, int, int], width: int, blocks: int) -> keras.Model:
@@ -53,38 +54,12 @@ def critic(image_shape: tuple[int, int, int], width: int) -> keras.Model:
     return layers.image_critic(image_shape, (half, width, 2 * width, 4 * width, 4 * width), name="image_critic")
 
 
-def render_pooled(predictions: dict, inputs: dict) -> tuple[tf.Tensor, None]:
-    """P(G(x)): 4x4 average pooling of the predicted image; every pixel counts."""
-    del inputs
-    return image_renderer.downsample(predictions["image"], FACTOR), None
+class SuperresAIGN(AIGN):
+    """Renders P(G(x)) = 4x4 average pooling of the predicted image; every pixel counts."""
 
-
-def build_model(config: Config) -> AIGN:
-    shape, width = image_tasks.image_data(config).image_shape, config.options["width"]
-    blocks = config.options["blocks"]
-    if blocks < 0 or width < 2:
-        raise UserError(f"--blocks must be >= 0 and --width >= 2, got {blocks} and {width}")
-    return image_tasks.image_aign(config, generator(shape, width, blocks), render_pooled, critic(shape, width))
-
-
-def _examples(images: tf.data.Dataset, seed: int) -> tf.data.Dataset:
-    """{"image", "label"} -> the low-resolution input and observation, the image as target."""
-    del seed  # the renderer is deterministic
-
-    def example(element):
-        low = image_renderer.downsample(element["image"], FACTOR)
-        return {"inputs": {"image": low}, "observed": low, "targets": {"image": element["image"]},
-                "label": element["label"]}
-
-    return images.map(example, num_parallel_calls=tf.data.AUTOTUNE)
-
-
-def train_data(config: Config) -> tf.data.Dataset:
-    return image_tasks.train_batches(config, _examples)
-
-
-def eval_data(config: Config) -> tf.data.Dataset:
-    return image_tasks.eval_batches(config, _examples)
+    def render(self, predictions: dict, inputs: dict) -> tuple[tf.Tensor, None]:
+        del inputs
+        return image_renderer.downsample(predictions["image"], FACTOR), None
 
 
 def bicubic(low: tf.Tensor) -> tf.Tensor:
@@ -98,77 +73,94 @@ def nearest(low: tf.Tensor) -> tf.Tensor:
     return tf.repeat(tf.repeat(low, FACTOR, axis=1), FACTOR, axis=2)
 
 
-def evaluate(model: AIGN, config: Config) -> dict[str, float]:
-    """For the predictions G(x), the bicubic reference and the true images:
+class SuperresTask(image_tasks.ImageTask):
+    """Biased 4x super-resolution: a low-resolution image in, the high-resolution image out."""
 
-    consistency_psnr_db  PSNR of the pooled image against the input x (the renderer's view)
-    psnr_db, ssim        fidelity to the true high-resolution image
-    accuracy             the project's classifier assigns the input's true class
-    bias_share           ... assigns the bias class (with --bias)
-    kid, fid             distances of the classifier's features to those of the memories
-    """
-    data = image_tasks.image_data(config)
-    judge = image_tasks.Judge(data, config.seed)
-    sources = ("prediction", "bicubic", "truth")
-    rows = {s: {"consistency_psnr_db": [], "psnr_db": [], "ssim": [], "classes": [], "features": []}
-            for s in sources}
-    labels = []
-    for batch in eval_data(config):
-        low, truth = batch["inputs"]["image"], batch["targets"]["image"]
-        images = {"prediction": model(batch["inputs"], training=False)["image"], "bicubic": bicubic(low),
-                  "truth": truth}
-        for source, image in images.items():
-            row = rows[source]
-            row["consistency_psnr_db"].append(image_tasks.psnr(image_renderer.downsample(image, FACTOR), low))
-            row["psnr_db"].append(image_tasks.psnr(image, truth))
-            row["ssim"].append(image_tasks.ssim(image, truth))
-            classes, features = judge(image)
-            row["classes"].append(classes)
-            row["features"].append(features)
-        labels.append(batch["label"].numpy())
-    labels = np.concatenate(labels)
-    memories = judge.memories()
-    metrics = {"classifier_test_accuracy": judge.test_accuracy, "examples": float(len(labels)),
-               "memories": float(len(memories))}
-    for source in sources:
-        row = {name: np.concatenate(values) for name, values in rows[source].items()}
-        if source != "truth":  # the truth's own fidelity is perfect by definition
-            for name in ("consistency_psnr_db", "psnr_db", "ssim"):
-                metrics[f"{source}_{name}"] = float(np.mean(row[name]))
-        metrics[f"{source}_accuracy"] = float(np.mean(row["classes"] == labels))
-        if data.bias_label is not None:
-            metrics[f"{source}_bias_share"] = float(np.mean(row["classes"] == data.bias_label))
-        metrics[f"{source}_kid"] = image_tasks.kernel_inception_distance(row["features"], memories)
-        metrics[f"{source}_fid"] = image_tasks.frechet_distance(row["features"], memories)
-    return metrics
+    name = "superres"
+    Options = SuperresOptions
 
+    def build_model(self) -> AIGN:
+        shape, width = self.data.image_shape, self.options.width
+        return SuperresAIGN(generator(shape, width, self.options.blocks), {"image": critic(shape, width)},
+                            **self.aign_weights())
 
-def images(model: AIGN, batch: dict) -> dict[str, tf.Tensor]:
-    """Rows: input x and render P(G(x)) (each pixel a 4x4 block), bicubic, G(x), truth."""
-    low = batch["inputs"]["image"]
-    predicted = model(batch["inputs"], training=False)["image"]
-    rendered, _ = render_pooled({"image": predicted}, batch["inputs"])
-    grids = {"input": nearest(low), "bicubic": bicubic(low), "prediction": predicted,
-             "render": nearest(rendered), "truth": batch["targets"]["image"]}
-    if "memories" in batch:  # training batches
-        grids["memories"] = batch["memories"]["image"]
-    return grids
+    def examples(self, images: tf.data.Dataset, seed: int) -> tf.data.Dataset:
+        """{"image", "label"} -> the low-resolution input and observation, the image as target."""
+        del seed  # the renderer is deterministic
 
+        def example(element):
+            low = image_renderer.downsample(element["image"], FACTOR)
+            return batches.example({"image": low}, low, targets={"image": element["image"]}, label=element["label"])
 
-def serving(model: AIGN) -> dict:
-    """serving_default  uint8 low-resolution image [N, h, w, C] -> uint8 "image" [N, 4h, 4w, C], G(x)
-    render           float image [N, 4h, 4w, C] -> float "image" [N, h, w, C], its 4x4 average pooling"""
-    rows, cols, channels = model.generator.input["image"].shape[1:]
+        return images.map(example, num_parallel_calls=tf.data.AUTOTUNE)
 
-    def upsample(inputs):
-        predicted = model.generator({"image": image_from_uint8(inputs["image"])}, training=False)["image"]
-        return {"image": image_to_uint8(predicted)}
+    def evaluate(self, model: AIGN) -> dict[str, float]:
+        """For the predictions G(x), the bicubic reference and the true images:
 
-    def render(inputs):
-        return {"image": render_pooled(inputs, None)[0]}
-
-    return {"serving_default": signature([spec("image", (rows, cols, channels), tf.uint8)], upsample),
-            "render": signature([spec("image", (FACTOR * rows, FACTOR * cols, channels))], render)}
+        consistency_psnr_db  PSNR of the pooled image against the input x (the renderer's view)
+        psnr_db, ssim        fidelity to the true high-resolution image
+        accuracy             the project's classifier assigns the input's true class
+        bias_share           ... assigns the bias class (with --bias)
+        kid, fid             distances of the classifier's features to those of the memories
+        """
+        data, judge = self.data, self.judge
+        sources = ("prediction", "bicubic", "truth")
+        rows = {s: {"consistency_psnr_db": [], "psnr_db": [], "ssim": [], "classes": [], "features": []}
+                for s in sources}
+        labels = []
+        for batch in self.eval_dataset():
+            low, truth = batch["inputs"]["image"], batch["targets"]["image"]
+            images = {"prediction": model(batch["inputs"], training=False)["image"], "bicubic": bicubic(low),
+                      "truth": truth}
+            for source, image in images.items():
+                row = rows[source]
+                row["consistency_psnr_db"].append(image_tasks.psnr(image_renderer.downsample(image, FACTOR), low))
+                row["psnr_db"].append(image_tasks.psnr(image, truth))
+                row["ssim"].append(image_tasks.ssim(image, truth))
+                classes, features = judge(image)
+                row["classes"].append(classes)
+                row["features"].append(features)
+            labels.append(batch["label"].numpy())
+        labels = np.concatenate(labels)
+        memories = judge.memories()
+        metrics = {"classifier_test_accuracy": judge.test_accuracy, "examples": float(len(labels)),
+                   "memories": float(len(memories))}
+        for source in sources:
+            row = {name: np.concatenate(values) for name, values in rows[source].items()}
+            if source != "truth":  # the truth's own fidelity is perfect by definition
+                for name in ("consistency_psnr_db", "psnr_db", "ssim"):
+                    metrics[f"{source}_{name}"] = float(np.mean(row[name]))
+            metrics[f"{source}_accuracy"] = float(np.mean(row["classes"] == labels))
+            if data.bias_label is not None:
+                metrics[f"{source}_bias_share"] = float(np.mean(row["classes"] == data.bias_label))
+            metrics[f"{source}_kid"] = image_tasks.kernel_inception_distance(row["features"], memories)
+            metrics[f"{source}_fid"] = image_tasks.frechet_distance(row["features"], memories)
+        return metrics
 
 
-TASK = Task("superres", DEFAULTS, build_model, train_data, eval_data, evaluate, images, serving=serving)
+    def images(self, model: AIGN, batch: dict) -> dict[str, tf.Tensor]:
+        """Rows: input x and render P(G(x)) (each pixel a 4x4 block), bicubic, G(x), truth."""
+        low = batch["inputs"]["image"]
+        predicted = model(batch["inputs"], training=False)["image"]
+        rendered, _ = model.render({"image": predicted}, batch["inputs"])
+        grids = {"input": nearest(low), "bicubic": bicubic(low), "prediction": predicted,
+                 "render": nearest(rendered), "truth": batch["targets"]["image"]}
+        if "memories" in batch:  # training batches
+            grids["memories"] = batch["memories"]["image"]
+        return grids
+
+
+    def serving(self, model: AIGN) -> dict:
+        """serving_default  uint8 low-resolution image [N, h, w, C] -> uint8 "image" [N, 4h, 4w, C], G(x)
+        render           float image [N, 4h, 4w, C] -> float "image" [N, h, w, C], its 4x4 average pooling"""
+        rows, cols, channels = model.generator.input["image"].shape[1:]
+
+        def upsample(inputs):
+            predicted = model.generator({"image": image_from_uint8(inputs["image"])}, training=False)["image"]
+            return {"image": image_to_uint8(predicted)}
+
+        def render(inputs):
+            return {"image": model.render(inputs, None)[0]}
+
+        return {"serving_default": signature([spec("image", (rows, cols, channels), tf.uint8)], upsample),
+                "render": signature([spec("image", (FACTOR * rows, FACTOR * cols, channels))], render)}

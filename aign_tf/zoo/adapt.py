@@ -19,36 +19,39 @@ import tensorflow as tf
 from absl import flags
 
 from aign_tf.errors import UserError
-from aign_tf.zoo import cli, registry, trainer
+from aign_tf.zoo import cli, rundir, trainer
 
 flags.DEFINE_string("from_dir", None, "Model dir of the trained model to adapt.")
 
 FLAGS = flags.FLAGS
+
+
 def main(argv: list[str]) -> None:
-    task = registry.get_task(cli.require("task"))
-    if task.predict is None:
-        raise UserError(f"task {task.name} has no unlabelled-input mode; fine-tune it with train --init_from")
+    task_class = cli.task()
+    if "keypoints" not in {f.name for f in task_class.Options.option_fields()}:
+        raise UserError(f"task {task_class.name} has no unlabelled-input mode; fine-tune it with train --init_from")
     from_dir, model_dir, keypoints = cli.require("from_dir"), cli.require("model_dir"), cli.require("keypoints")
     if not os.path.exists(keypoints):
         raise UserError(f"keypoints file {keypoints} does not exist")
-    base = trainer.trained_config(task, from_dir)
+    base = rundir.trained_config(task_class, from_dir)
     steps = 500 if FLAGS.steps is None else FLAGS.steps
     if steps < 0:
         raise UserError("--steps must be >= 0")
-    options = {**base.options, **cli.overrides(cli.TASK_FLAGS), "keypoints": os.path.abspath(keypoints),
-               "image_size": FLAGS.image_size}
-    config = dataclasses.replace(base, steps=max(steps, 1), options=options)
-    if steps > 0 and config.options.get("model") == "forward2d3d":
+    options = dataclasses.replace(base.options, **{**cli.overrides(task_class.Options),
+                                                   "keypoints": os.path.abspath(keypoints),
+                                                   "image_size": FLAGS.image_size})
+    task = task_class(dataclasses.replace(base, steps=max(steps, 1), options=options))
+    if steps > 0 and task.options.model == "forward2d3d":
         raise UserError("a forward2d3d model has no unsupervised loss to adapt with: add --model=interpreter "
                         "(reprojection, Sup3) or --model=aign (reprojection + adversarial prior, Sup3+Sup4)")
     if steps > 0:
-        trainer.train(task, config, model_dir, strategy=tf.distribute.get_strategy(), init_from=from_dir,
-                      checkpoint_every=max(steps, 1), summary_every=max(1, min(50, steps)), image_every=max(steps, 1))
-        model, _ = trainer.load_for_inference(task, config, model_dir)
+        trainer.train(task, model_dir, strategy=tf.distribute.get_strategy(), init_from=from_dir,
+                      checkpoint_every=steps, summary_every=max(1, min(50, steps)), image_every=steps)
+        model, _ = rundir.load_generator(task, model_dir)
     else:
         os.makedirs(model_dir, exist_ok=True)
-        model, _ = trainer.load_for_inference(task, config, from_dir)
-    predicted = task.predict(model, config)
+        model, _ = rundir.load_generator(task, from_dir)
+    predicted = task.predict(model)
     path = os.path.join(model_dir, "predictions.npz")
     np.savez_compressed(path + ".tmp.npz", **predicted)
     os.replace(path + ".tmp.npz", path)
@@ -57,4 +60,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    cli.run(main, hyperparameters=("steps",), options=True)

@@ -32,7 +32,6 @@ The JSON written to --out holds the same numbers with the config, device and unc
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime
 import io
 import os
@@ -43,8 +42,9 @@ from absl import flags
 
 from aign_tf.core import AIGN, losses
 from aign_tf.errors import UserError
-from aign_tf.tasks.base import Config, Task, optimizers
-from aign_tf.zoo import cli, registry, trainer
+from aign_tf.tasks.base import Task
+from aign_tf.tasks.options import Config
+from aign_tf.zoo import cli, rundir, trainer
 from aign_tf.zoo.evaluate import format_table
 
 flags.DEFINE_integer("warmup", 5, "Untimed steps before timing (the first one traces).")
@@ -102,9 +102,9 @@ def count_flops(graph: tf.Graph) -> tuple[dict[str, int], list[str]]:
     return by_type, uncounted
 
 
-def bare_step(model: AIGN, config: Config):
+def bare_step(model: AIGN, task: Task):
     """A plain tf.function step over the model's networks, renderer and loss functions."""
-    g_optimizer, d_optimizer = optimizers(config)
+    g_optimizer, d_optimizer = task.optimizers()
     g_vars, d_vars = model.generator_variables, model.critic_variables
     g_optimizer.build(g_vars)
     if d_vars:
@@ -114,14 +114,14 @@ def bare_step(model: AIGN, config: Config):
     def step(batch):
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             predictions = model.generator(batch["inputs"], training=True)
-            rendered, valid = model.render(predictions, batch)
+            rendered, valid = model.render(predictions, batch["inputs"])
             g_loss = losses.reconstruction_loss(rendered, batch["observed"], valid, model.reconstruction)
             d_loss = tf.zeros_like(g_loss)
             for name in sorted(model.critics):
                 real = model.critics[name](batch["memories"][name], training=True)
                 fake = model.critics[name](predictions[name], training=True)
-                g_loss += model.beta * losses.generator_adversarial_loss(fake, model.gan_loss)
-                d_loss += losses.discriminator_loss(real, fake, model.gan_loss)
+                g_loss += model.beta * model.gan.generator(fake)
+                d_loss += model.gan.discriminator(real, fake)
             g_loss, d_loss = tf.reduce_mean(g_loss), tf.reduce_mean(d_loss)
         g_optimizer.apply_gradients(zip(g_tape.gradient(g_loss, g_vars), g_vars))
         if d_vars:
@@ -156,28 +156,28 @@ def matmul_gflop_per_s(n: int = 2048, repeats: int = 10) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def measure(task: Task, config: Config, *, warmup: int = 5, steps: int = DEFAULT_STEPS,
+def measure(task: Task, *, warmup: int = 5, steps: int = DEFAULT_STEPS,
             matmul_size: int = 2048, matmul_repeats: int = 10) -> tuple[dict[str, float], list[str]]:
     """The numbers of the module docstring, and the op types whose FLOPs the profiler does not count."""
     if warmup < 1 or steps < 1:
         raise UserError("--warmup and --steps must be positive (the first warm-up step traces)")
     strategy = trainer.make_strategy("default")
     with strategy.scope():
-        model, checkpoint = trainer.build(task, config)
-    dataset = task.train_data(config)
+        model, checkpoint = trainer.build(task)
     ours = trainer.make_train_step(model, strategy, checkpoint.step)
-    batches = iter(strategy.experimental_distribute_dataset(dataset))
+    dataset = task.train_batches()
+    batches = trainer.distributed_batches(dataset, strategy)
     ours_s = time_steps(ours, batches, warmup, steps, sync=lambda: checkpoint.step.numpy())
     flops_by_type, uncounted = count_flops(ours.get_concrete_function(next(batches)).graph)
 
     first_weight = model.generator.trainable_variables[0]
-    bare_s = time_steps(bare_step(model, config), iter(dataset), warmup, steps, sync=first_weight.numpy)
+    bare_s = time_steps(bare_step(model, task), iter(dataset), warmup, steps, sync=first_weight.numpy)
 
     flops = sum(flops_by_type.values())
     matmul = matmul_gflop_per_s(matmul_size, matmul_repeats)
     numbers = {
-        "ours_examples_per_s": steps * config.batch_size / ours_s,
-        "bare_examples_per_s": steps * config.batch_size / bare_s,
+        "ours_examples_per_s": steps * task.config.batch_size / ours_s,
+        "bare_examples_per_s": steps * task.config.batch_size / bare_s,
         "overhead": ours_s / bare_s,
         "train_step_gflop": flops / 1e9,
         "train_step_gflop_per_s": flops * steps / ours_s / 1e9,
@@ -189,24 +189,24 @@ def measure(task: Task, config: Config, *, warmup: int = 5, steps: int = DEFAULT
 
 
 def main(argv: list[str]) -> None:
-    task = registry.get_task(cli.require("task"))
-    config = task.config(**cli.overrides(cli.RUN_FLAGS + cli.TASK_FLAGS))
+    task_class = cli.task()
+    overrides = {**cli.overrides(Config), **cli.overrides(task_class.Options)}
     steps = DEFAULT_STEPS if FLAGS.steps is None else FLAGS.steps
-    if config.batch_size < 1:
-        raise UserError("--batch_size must be positive")
+    overrides.pop("steps", None)  # --steps counts the timed steps here
+    task = task_class(task_class.configure(**overrides))
     devices = ", ".join(d.name for d in tf.config.list_logical_devices())
-    numbers, uncounted = measure(task, config, warmup=FLAGS.warmup, steps=steps)
-    print(f"{task.name}: global batch {config.batch_size}, {steps} timed steps after {FLAGS.warmup} warm-up; "
+    numbers, uncounted = measure(task, warmup=FLAGS.warmup, steps=steps)
+    print(f"{task.name}: global batch {task.config.batch_size}, {steps} timed steps after {FLAGS.warmup} warm-up; "
           f"{os.cpu_count()} CPU cores; devices {devices}")
     print(format_table(numbers))
     print(f"FLOPs not counted by TF's profiler (no FLOPs stat; If = gated optimizer updates): "
           f"{', '.join(uncounted) or 'none'}")
     if FLAGS.out:
-        trainer.write_json(FLAGS.out, {
-            "task": task.name, "date": datetime.date.today().isoformat(), "config": dataclasses.asdict(config),
+        rundir.write_json(FLAGS.out, {
+            "task": task.name, "date": datetime.date.today().isoformat(), "config": task.config.to_dict(),
             "warmup": FLAGS.warmup, "timed_steps": steps, "cpu_count": os.cpu_count(), "devices": devices,
             "numbers": numbers, "flops_not_counted": uncounted})
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    cli.run(main, hyperparameters=True, options=True)

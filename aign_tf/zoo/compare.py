@@ -12,7 +12,7 @@ from __future__ import annotations
 from absl import flags
 
 from aign_tf.errors import UserError
-from aign_tf.zoo import cli, registry, trainer
+from aign_tf.zoo import cli, pictures, registry, rundir
 
 flags.DEFINE_string("output", None, "PNG file to write.")
 flags.DEFINE_string("shared_rows", "input,truth", "Rows of the task's image grid shown once, from the first model.")
@@ -29,13 +29,13 @@ def _names(text: str) -> list[str]:
 def comparison_grid(task_name: str, model_dirs: list[str], shared_rows: list[str], rows: list[str],
                     columns: int = 8):
     """[1, H', W', C] picture: shared rows once, then each model's rows."""
-    task = registry.get_task(task_name)
+    task_class = registry.task_class(task_name)
     batch, grid_rows = None, {}
     for index, model_dir in enumerate(model_dirs):
-        config = trainer.trained_config(task, model_dir)
-        model, _ = trainer.load_for_inference(task, config, model_dir)
+        task = task_class(rundir.trained_config(task_class, model_dir))
+        model, _ = rundir.load_generator(task, model_dir)
         if batch is None:
-            batch = next(iter(task.eval_data(config)))
+            batch = next(iter(task.eval_dataset()))
         grids = task.images(model, batch)
         wanted = (shared_rows if index == 0 else []) + rows
         missing = [name for name in wanted if name not in grids]
@@ -43,7 +43,7 @@ def comparison_grid(task_name: str, model_dirs: list[str], shared_rows: list[str
             raise UserError(f"{task.name} has no image row {missing[0]!r}; its rows are {', '.join(grids)}")
         for name in wanted:
             grid_rows[name if name in shared_rows and index == 0 else f"{name} ({model_dir})"] = grids[name]
-    return trainer.image_grid(grid_rows, columns)
+    return pictures.image_grid(grid_rows, columns)
 
 
 def main(argv: list[str]) -> None:
@@ -51,7 +51,7 @@ def main(argv: list[str]) -> None:
     model_dirs = _names(cli.require("model_dir"))
     grid = comparison_grid(cli.require("task"), model_dirs, _names(FLAGS.shared_rows), _names(FLAGS.rows),
                            FLAGS.columns)
-    trainer.save_png(output, grid)
+    pictures.save_png(output, grid)
     print(f"wrote {output}: {grid.shape[2]}x{grid.shape[1]} pixels")
 
 

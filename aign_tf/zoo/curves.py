@@ -13,7 +13,7 @@ import os
 from absl import flags
 
 from aign_tf.errors import UserError
-from aign_tf.zoo import cli, trainer
+from aign_tf.zoo import cli, rundir
 
 flags.DEFINE_string("metrics", None, "Comma-separated metric names to plot, one panel each.")
 flags.DEFINE_boolean("log_scale", False, "Logarithmic y axes (diverging curves).")
@@ -47,7 +47,7 @@ def plot_curves(curves: dict[str, dict[int, dict[str, float]]], metrics: list[st
 def main(argv: list[str]) -> None:
     model_dirs = [d for d in cli.require("model_dir").split(",") if d]
     metrics = [m for m in cli.require("metrics").split(",") if m]
-    curves = {os.path.basename(os.path.normpath(d)): trainer.read_curves(d) for d in model_dirs}
+    curves = {os.path.basename(os.path.normpath(d)): rundir.read_curves(d) for d in model_dirs}
     if len(curves) < len(model_dirs):
         raise UserError("give each model dir a distinct last path component, so that the legend can name it")
     known = {m for by_step in curves.values() for values in by_step.values() for m in values}

@@ -10,13 +10,12 @@ override the stored config for measurement.
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import os
 
 from aign_tf.errors import UserError
 from aign_tf.tasks.base import Task
-from aign_tf.zoo import cli, registry, trainer
+from aign_tf.zoo import cli, pictures, rundir
 
 
 def format_table(metrics: dict[str, float], columns: dict[str, dict[str, float]] | None = None) -> str:
@@ -32,28 +31,25 @@ def format_table(metrics: dict[str, float], columns: dict[str, dict[str, float]]
     return "\n".join(lines)
 
 
-def evaluate_dir(task: Task, model_dir: str, options: dict) -> tuple[dict[str, float], int]:
-    """Evaluates model_dir's latest checkpoint; writes metrics.json and evaluation.png there."""
-    config = trainer.trained_config(task, model_dir)
-    unknown = set(options) - set(config.options)
-    if unknown:
-        raise UserError(f"task {task.name!r} has no option {sorted(unknown)[0]!r}")
-    config = dataclasses.replace(config, options={**config.options, **options})
-    model, step = trainer.load_for_inference(task, config, model_dir)
-    metrics = task.evaluate(model, config)
-    grids = task.images(model, next(iter(task.eval_data(config))))
+def evaluate_dir(task_class: type[Task], model_dir: str, options: dict) -> tuple[dict[str, float], int]:
+    """Evaluates model_dir's latest checkpoint (its stored options, `options` overriding them);
+    writes metrics.json and evaluation.png there."""
+    task = task_class(rundir.trained_config(task_class, model_dir).replace(**options))
+    model, step = rundir.load_generator(task, model_dir)
+    metrics = task.evaluate(model)
+    grids = task.images(model, next(iter(task.eval_dataset())))
     if grids:
-        trainer.save_png(os.path.join(model_dir, "evaluation.png"), trainer.image_grid(grids))
-    trainer.write_json(os.path.join(model_dir, "metrics.json"), {
+        pictures.save_png(os.path.join(model_dir, "evaluation.png"), pictures.image_grid(grids))
+    rundir.write_json(os.path.join(model_dir, "metrics.json"), {
         "task": task.name, "step": step, "date": datetime.date.today().isoformat(),
-        "options": config.options, "metrics": metrics})
+        "options": task.options.to_dict(), "metrics": metrics})
     return metrics, step
 
 
 def main(argv: list[str]) -> None:
-    task = registry.get_task(cli.require("task"))
+    task = cli.task()
     model_dirs = [d for d in cli.require("model_dir").split(",") if d]
-    options = cli.overrides(cli.TASK_FLAGS)
+    options = cli.overrides(task.Options)
     if len({os.path.basename(os.path.normpath(d)) for d in model_dirs}) < len(model_dirs):
         raise UserError("give each model dir a distinct last path component, so that the table can name it")
     columns = {}
@@ -65,4 +61,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    cli.run(main, options=True)

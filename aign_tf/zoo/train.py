@@ -3,6 +3,7 @@
     python -m aign_tf.zoo.train --task=inpaint [--model_dir=runs/inpaint] [--steps=N] [--bias=8] ...
 
 Running the same command again resumes from the latest checkpoint and continues to --steps.
+`--task=NAME --helpfull` lists the task's options with their defaults.
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import tensorflow as tf
 from absl import flags
 
 from aign_tf.errors import UserError
-from aign_tf.zoo import cli, registry, trainer
+from aign_tf.tasks.options import Config
+from aign_tf.zoo import cli, trainer
 
 flags.DEFINE_enum("strategy", "default", list(trainer.STRATEGIES),
                   "default (one device), mirrored (all local devices) or multi_worker (TF_CONFIG).")
@@ -28,10 +30,8 @@ FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> None:
-    task = registry.get_task(cli.require("task"))
-    config = task.config(**cli.overrides(cli.RUN_FLAGS + cli.TASK_FLAGS))
-    if config.steps < 1 or config.batch_size < 1:
-        raise UserError("--steps and --batch_size must be positive")
+    task_class = cli.task()
+    task = task_class(task_class.configure(**cli.overrides(Config), **cli.overrides(task_class.Options)))
     for name in ("checkpoint_every", "summary_every", "image_every"):
         if FLAGS[name].value < 1:
             raise UserError(f"--{name} must be positive")
@@ -40,7 +40,7 @@ def main(argv: list[str]) -> None:
     if FLAGS.deterministic:
         tf.config.experimental.enable_op_determinism()
     model_dir = FLAGS.model_dir or os.path.join("runs", task.name)
-    trainer.train(task, config, model_dir, strategy=trainer.make_strategy(FLAGS.strategy),
+    trainer.train(task, model_dir, strategy=trainer.make_strategy(FLAGS.strategy),
                   checkpoint_every=FLAGS.checkpoint_every, summary_every=FLAGS.summary_every,
                   image_every=FLAGS.image_every, eval_every=FLAGS.eval_every, init_from=FLAGS.init_from)
     print(f"model_dir: {model_dir}  (evaluate: python -m aign_tf.zoo.evaluate --task={task.name} "
@@ -48,4 +48,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    cli.run(main, hyperparameters=True, options=True)

@@ -13,20 +13,21 @@ SCRIPT = textwrap.dedent("""
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from aign_tf.zoo import registry, trainer
+    from aign_tf.zoo import registry, rundir, trainer
 
-    task = registry.get_task(sys.argv[2])
-    config = task.config(steps=4, batch_size=8, beta=0.5, **json.loads(sys.argv[3]))
+    task = registry.get_task(sys.argv[2], steps=4, batch_size=8, beta=0.5, **json.loads(sys.argv[3]))
     weights = {}
     for name, strategy in (("default", tf.distribute.get_strategy()),
                            ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
-        logs = trainer.train(task, config, sys.argv[1] + "/" + name, strategy=strategy, summary_every=4,
+        logs = trainer.train(task, sys.argv[1] + "/" + name, strategy=strategy, summary_every=4,
                              image_every=100, checkpoint_every=4, verbose=False)
         print(name, "replicas", strategy.num_replicas_in_sync, "LOGS", json.dumps(logs))
-        model, step = trainer.load_for_inference(task, config, sys.argv[1] + "/" + name)
+        model, checkpoint = trainer.build(task)  # every weight, critics' too, as training left them
+        assert rundir.restore(checkpoint, sys.argv[1] + "/" + name) is not None
+        step = int(checkpoint.step.numpy())
         assert step == 4, step
         weights[name] = [v.numpy() for v in model.weights]
-        initial = [v.numpy() for v in trainer.build(task, config)[0].weights]
+        initial = [v.numpy() for v in trainer.build(task)[0].weights]
     diffs = [np.abs(a - b).max() for a, b in zip(weights["default"], weights["mirrored"])]
     moved = max(np.abs(a - b).max() for a, b in zip(weights["default"], initial))
     print("MAXDIFF", max(diffs), "MOVED", moved, "N", len(diffs))

@@ -10,18 +10,28 @@ from aign_tf.errors import UserError
 A = np.array([[1.0, 0.0, 2.0], [0.0, 1.0, -1.0]], np.float32)  # fixed linear "renderer" z -> x
 
 
-def linear_render(predictions, inputs):
-    return tf.matmul(predictions["z"], A), None
+class LinearAIGN(AIGN):
+    """The toy AIGN: its renderer is the fixed linear map z -> z A."""
+
+    def render(self, predictions, inputs):
+        return tf.matmul(predictions["z"], A), None
 
 
-def toy_model(gating=Gating(), fake_z=(-1.0, 0.0), critic_kernel=((10.0,), (0.0,)), **kwargs):
+class L1PriorAIGN(LinearAIGN):
+    """With a hand-made prior (e.g. smoothness) on the predictions: here their L1 norm."""
+
+    def regularizer(self, predictions, batch):
+        return tf.reduce_sum(tf.abs(predictions["z"]), axis=1)
+
+
+def toy_model(gating=Gating(), fake_z=(-1.0, 0.0), critic_kernel=((10.0,), (0.0,)), cls=LinearAIGN, **kwargs):
     """Generator x -> z = fake_z (zero kernel); critic score = critic_kernel . z."""
     x = keras.Input((3,))
     z = keras.layers.Dense(2, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(fake_z))(x)
     generator = keras.Model(x, {"z": z})
     zin = keras.Input((2,))
     score = keras.layers.Dense(1, kernel_initializer=keras.initializers.Constant(np.array(critic_kernel)))(zin)
-    model = AIGN(generator, linear_render, {"z": keras.Model(zin, score)}, beta=1.0, gating=gating, **kwargs)
+    model = cls(generator, {"z": keras.Model(zin, score)}, beta=1.0, gating=gating, **kwargs)
     model.compile(g_optimizer=keras.optimizers.Adam(0.01), d_optimizer=keras.optimizers.Adam(0.01))
     return model
 
@@ -143,32 +153,44 @@ def test_supervised_term_reads_a_separate_paired_batch():
 
 def test_regularizer_term_weighted_into_generator_objective():
     """A hand-made prior (e.g. smoothness) on the predictions: its own tracker and weight."""
-    def l1_norm(predictions, batch):
-        return tf.reduce_sum(tf.abs(predictions["z"]), axis=1)
-
-    model = toy_model(gating=Gating(enabled=False), regularizer=l1_norm, regularizer_weight=0.5)
+    model = toy_model(gating=Gating(enabled=False), cls=L1PriorAIGN, regularizer_weight=0.5)
     logs = model.test_step(batch())
     np.testing.assert_allclose(float(logs["regularizer"]), 1.0, rtol=1e-6)  # |-1| + |0|
     want = float(logs["reconstruction"]) + float(logs["g_adversarial"]) + 0.5 * 1.0
     np.testing.assert_allclose(float(logs["g_total"]), want, rtol=1e-5)
-    assert "regularizer" not in toy_model(regularizer=l1_norm).trackers  # weight 0: off
+    assert "regularizer" not in toy_model(cls=L1PriorAIGN).trackers  # weight 0: off
+    toy_model(cls=L1PriorAIGN).test_step(batch())  # and never called
+    with pytest.raises(NotImplementedError):  # a weight without a prior is an error, not a silent 0
+        toy_model(gating=Gating(enabled=False), regularizer_weight=0.5).test_step(batch())
 
 
-def test_core_model_trains_a_renderer_layer_with_the_generator():
-    class Scale(keras.layers.Layer):  # a "renderer" with one weight: rendered = w * prediction
+def test_core_model_trains_a_learned_decoder_with_the_generator():
+    class Scale(keras.layers.Layer):  # a decoder with one weight in the renderer's place: rendered = w * prediction
         def __init__(self):
             super().__init__()
             self.w = self.add_weight(shape=(), initializer="zeros")
             self.built = True
 
-        def call(self, predictions, inputs):
-            return self.w * predictions["x"], None
+        def call(self, prediction):
+            return self.w * prediction
+
+    class DecodedAIGN(AIGN):
+        def render(self, predictions, inputs):
+            return self.decoder(predictions["x"]), None
 
     x = keras.Input((1,))
     generator = keras.Model(x, {"x": keras.layers.Dense(1, use_bias=False, kernel_initializer="ones")(x)})
-    model = AIGN(generator, Scale())
+    model = DecodedAIGN(generator, decoder=Scale())
+    assert len(model.generator_variables) == 2 and model.generator_variables[-1] is model.decoder.w
     model.compile(keras.optimizers.SGD(0.1))
     batch = {"inputs": tf.ones((4, 1)), "observed": tf.ones((4, 1))}
     model.train_step(batch)  # loss (w * g - 1)^2 at w = 0, g = 1: dL/dw = -2, dL/dg = 0
-    assert model.renderer.w.numpy() == pytest.approx(0.2)
+    assert model.decoder.w.numpy() == pytest.approx(0.2)
     assert model.generator.trainable_variables[0].numpy()[0, 0] == pytest.approx(1.0)
+
+
+def test_render_is_the_subclass_hook():
+    x = keras.Input((3,))
+    model = AIGN(keras.Model(x, {"z": keras.layers.Dense(2)(x)}))
+    with pytest.raises(NotImplementedError):
+        model.test_step(batch())

@@ -1,82 +1,16 @@
 """The Virtual KITTI 1.3.1 reader on tiny datasets written in the real layout (full 1242x375 frames)."""
-import functools
-import io
-
 import numpy as np
 import pytest
 from PIL import Image
 
 from aign_tf.data import vkitti
 from aign_tf.errors import UserError
+from tests.numpy_reference import rot_y
+from tests.testing import VKITTI_FULL_H as FULL_H, VKITTI_FULL_W as FULL_W, VKITTI_SKY_ROWS as SKY_ROWS
+from tests.testing import VKITTI_YAW as YAW, vkitti_depth_cm as depth_cm, write_vkitti_variation as write_variation
 
-FULL_H, FULL_W = 375, 1242
 HEIGHT, WIDTH = 64, 192
-YAW = 0.05  # radians the camera turns before each step
-SKY_ROWS = 3  # the top rows of every depth map are sky
 DEPTH_CLONE = "vkitti_1.3.1_depthgt/0001/clone"
-
-
-def ry(angle):
-    c, s = np.cos(angle), np.sin(angle)
-    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
-
-
-def world_to_camera(count, step, yaw):
-    """[count, 4, 4]: frame k turns by `yaw` about y, then moves `step` metres along its new optical axis."""
-    out, centre = [], np.zeros(3)
-    for k in range(count):
-        rotation = ry(k * yaw)  # camera to world
-        if k:
-            centre = centre + step * rotation[:, 2]
-        matrix = np.eye(4)
-        matrix[:3, :3] = rotation.T
-        matrix[:3, 3] = -rotation.T @ centre
-        out.append(matrix)
-    return np.stack(out)
-
-
-def depth_cm(k):
-    """uint16 [375, 1242] depth of frame k in cm: depends on row, column and frame; sky at the top."""
-    rows, columns = np.mgrid[:FULL_H, :FULL_W]
-    depth = 100 + 40 * columns + rows + 1000 * k
-    depth[:SKY_ROWS] = 65535
-    return depth.astype(np.uint16)
-
-
-@functools.lru_cache(maxsize=None)
-def rgb_png(k):
-    """PNG bytes of frame k: smooth gradients in red and green, blue = 40 * k."""
-    rows, columns = np.mgrid[:FULL_H, :FULL_W]
-    rgb = np.stack([columns * 255 // (FULL_W - 1), rows * 255 // (FULL_H - 1), np.full_like(rows, 40 * k)], -1)
-    return png_bytes(Image.fromarray(rgb.astype(np.uint8)))
-
-
-@functools.lru_cache(maxsize=None)
-def depth_png(k):
-    return png_bytes(Image.fromarray(depth_cm(k)))
-
-
-def png_bytes(image):
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG", compress_level=1)
-    return buffer.getvalue()
-
-
-def write_variation(root, sequence, variation, count, step=0.8, yaw=YAW):
-    """Writes `count` frames of (sequence, variation) in the VKITTI 1.3.1 layout."""
-    rgb_dir = root / "vkitti_1.3.1_rgb" / sequence / variation
-    depth_dir = root / "vkitti_1.3.1_depthgt" / sequence / variation
-    rgb_dir.mkdir(parents=True)
-    depth_dir.mkdir(parents=True)
-    for k in range(count):
-        (rgb_dir / f"{k:05d}.png").write_bytes(rgb_png(k))
-        (depth_dir / f"{k:05d}.png").write_bytes(depth_png(k))
-    poses = world_to_camera(count, step, yaw)
-    lines = ["frame r1,1 r1,2 r1,3 t1 r2,1 r2,2 r2,3 t2 r3,1 r3,2 r3,3 t3 0 0 0 1"]
-    lines += [f"{k} " + " ".join(repr(float(v)) for v in pose.ravel()) for k, pose in enumerate(poses)]
-    extrinsics = root / "vkitti_1.3.1_extrinsicsgt" / f"{sequence}_{variation}.txt"
-    extrinsics.parent.mkdir(exist_ok=True)
-    extrinsics.write_text("\n".join(lines) + "\n")
 
 
 def load(root, sequences=("0001",), **kwargs):
@@ -111,7 +45,7 @@ def test_round_trip(tmp_path):
     # The red gradient along x survives the resize.
     assert pairs["image1"][0, 10, 0, 0] < 5 and pairs["image1"][0, 10, -1, 0] > 250
     # Each step turns by YAW then moves 0.8 m forward: X2 = Ry(-YAW) X1 + (0, 0, -0.8).
-    np.testing.assert_allclose(pairs["rotation"], np.broadcast_to(ry(-YAW), (3, 3, 3)), atol=1e-6)
+    np.testing.assert_allclose(pairs["rotation"], np.broadcast_to(rot_y(-YAW), (3, 3, 3)), atol=1e-6)
     np.testing.assert_allclose(pairs["translation"], np.broadcast_to([0.0, 0.0, -0.8], (3, 3)), atol=1e-6)
     # Depth: the exact centimetres of the nearest source pixel, in metres; the sky stays 655.35 m.
     rows, columns = nearest(HEIGHT, FULL_H), nearest(WIDTH, FULL_W)
@@ -137,7 +71,7 @@ def test_stride_pairs_every_frame_with_the_one_stride_later(tmp_path):
     np.testing.assert_array_equal(pairs["image2"][:, 0, 0, 2], [80, 120, 160])
     np.testing.assert_array_equal(pairs["depth1"][:, -1, 0, 0] * 100 // 1000, [0, 1, 2])
     # Two steps: turn, move, turn, move: R = Ry(-2 YAW), T = -0.8 Ry(-YAW) e_z - 0.8 e_z.
-    np.testing.assert_allclose(pairs["rotation"], np.broadcast_to(ry(-2 * YAW), (3, 3, 3)), atol=1e-6)
+    np.testing.assert_allclose(pairs["rotation"], np.broadcast_to(rot_y(-2 * YAW), (3, 3, 3)), atol=1e-6)
     expected_t = [0.8 * np.sin(YAW), 0.0, -0.8 * np.cos(YAW) - 0.8]
     np.testing.assert_allclose(pairs["translation"], np.broadcast_to(expected_t, (3, 3)), atol=1e-6)
     np.testing.assert_array_equal(load(tmp_path, stride=2, max_frames=3)["image1"][:, 0, 0, 2], [0])

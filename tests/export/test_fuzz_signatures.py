@@ -20,7 +20,7 @@ import tensorflow as tf
 from aign_tf.errors import UserError
 from aign_tf.export import tflite
 from aign_tf.export.signatures import random_inputs
-from tests.export.conftest import TINY
+from tests.testing import TINY_MODELS
 
 SEED = 11
 SIGNATURES = ("serving_default", "render", "generator")
@@ -72,7 +72,7 @@ def call_saved_model(function, inputs):
 
 
 @pytest.mark.parametrize("signature", SIGNATURES)
-@pytest.mark.parametrize("task", sorted(TINY))
+@pytest.mark.parametrize("task", sorted(TINY_MODELS))
 def test_malformed_inputs_are_refused(loaded, task, signature):
     model, interpreter = loaded[task]
     function = model.signatures[signature]
@@ -93,7 +93,7 @@ def test_malformed_inputs_are_refused(loaded, task, signature):
 
 
 @pytest.mark.parametrize("signature", SIGNATURES)
-@pytest.mark.parametrize("task", sorted(TINY))
+@pytest.mark.parametrize("task", sorted(TINY_MODELS))
 def test_an_empty_batch_is_refused(loaded, task, signature):
     model, interpreter = loaded[task]
     function = model.signatures[signature]

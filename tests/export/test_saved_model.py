@@ -14,9 +14,9 @@ from ai_edge_litert.interpreter import Interpreter
 
 from aign_tf.errors import UserError
 from aign_tf.export import saved_model, tflite
-from aign_tf.tasks import pose3d
 from aign_tf.tasks.pose3d import data as pose_data
-from tests.export.conftest import checkpointed
+from aign_tf.zoo import registry
+from tests.testing import checkpointed
 
 SIGNATURES = {"serving_default", "render", "generator"}
 
@@ -64,13 +64,13 @@ def inputs_for(task, model, seed=0):
                 "render": {"image": rng.uniform(0, 1, (3, 4 * rows, 4 * cols, channels)).astype(np.float32)},
                 "generator": {"image": low / np.float32(255)}}
     if task == "pose3d":
-        views = pose3d.test_views(pose3d.TASK.config())
+        views = registry.get_task("pose3d").test_views
         keypoints = views.keypoints[:3] + np.array([[[0.0, 0.0]], [[0.0, 0.0]], [[64.0, -16.0]]], np.float32)
         size = np.array([[512, 512], [512, 512], [640, 480]], np.float32)  # the last one not square
         joints = views.pose[:3] + np.array([0.1, -0.2, 5.0], np.float32)
         return {"serving_default": {"keypoints": keypoints, "image_size": size},
                 "render": {"joints": joints, "focal_px": np.array([600, 650, 700], np.float32), "image_size": size},
-                "generator": {"keypoints": pose_data.normalized(views.keypoints[:3])}}
+                "generator": {"keypoints": pose_data.normalise(views.keypoints[:3])}}
     rows, cols = model.generator.input["image1"].shape[1:3]
     frames = rng.integers(0, 256, (2, 2, rows, cols, 3)).astype(np.uint8)
     angles = np.array([[0.01, -0.02, 0.005], [0.0, 0.03, -0.01]], np.float32)
@@ -111,7 +111,7 @@ def expected_outputs(task, model, inputs):
         visible = np.minimum(default["mask"], 1).astype(np.float32)
         masked = default["image"] / np.float32(255) * visible
         predicted = model.generator({"image": masked, "mask": visible}, training=False)["image"].numpy()
-        rendered = (model.renderer.decoder(render["image"]).numpy() if task == "decoder_ablation"
+        rendered = (model.decoder(render["image"]).numpy() if task == "decoder_ablation"
                     else render["image"] * render["mask"])
         return {"serving_default": {"image": to_uint8(masked + (1 - visible) * predicted),
                                     "prediction": to_uint8(predicted)},
@@ -141,7 +141,7 @@ def expected_outputs(task, model, inputs):
                 "generator": generator}
     frames = {k: v / np.float32(255) for k, v in default.items()}
     p = {k: v.numpy() for k, v in model.generator(frames, training=False).items()}
-    warped, valid = model.renderer({"log_depth": np.log(render["depth"]), "rotation": render["rotation"],
+    warped, valid = model.render({"log_depth": np.log(render["depth"]), "rotation": render["rotation"],
                                     "translation": render["translation"]}, {"image2": render["image2"]})
     return {"serving_default": {"depth": np.exp(p["log_depth"]), "rotation": p["rotation"], "angles": p["angles"],
                                 "translation": p["translation"], "flow": p["flow"]},
@@ -235,18 +235,19 @@ def test_wrong_dtype_or_shape_is_refused_with_the_expected_spec(exports):
 def test_versions_are_never_overwritten_and_a_failed_export_leaves_nothing(tmp_path, monkeypatch):
     model_dir, out = str(tmp_path / "model"), str(tmp_path / "out")
     task, _ = checkpointed("superres", model_dir)
-    first = saved_model.export(task, model_dir, out)
-    assert saved_model.export(task, model_dir, out) == os.path.join(out, "superres", "2")
+    task_class = type(task)
+    first = saved_model.export(task_class, model_dir, out)
+    assert saved_model.export(task_class, model_dir, out) == os.path.join(out, "superres", "2")
     digest = hashlib.sha256(open(os.path.join(first, "saved_model.pb"), "rb").read()).hexdigest()
     with pytest.raises(UserError, match="exists and exports are never overwritten; omit --version to write version 3"):
-        saved_model.export(task, model_dir, out, version=1)
+        saved_model.export(task_class, model_dir, out, version=1)
 
     def broken(path):
         raise UserError("TFLite conversion failed: simulated")
 
     monkeypatch.setattr(tflite, "convert", broken)
     with pytest.raises(UserError, match="simulated"):
-        saved_model.export(task, model_dir, out, with_tflite=True)
+        saved_model.export(task_class, model_dir, out, with_tflite=True)
     assert sorted(os.listdir(os.path.join(out, "superres"))) == ["1", "2"]  # no version 3, no staging dir
     assert hashlib.sha256(open(os.path.join(first, "saved_model.pb"), "rb").read()).hexdigest() == digest
 

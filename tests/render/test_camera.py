@@ -53,16 +53,12 @@ def test_unproject_inverts_project_with_broadcasting():
 def test_rotations_by_90_degrees_about_each_axis(axis, hand_written):
     angles = np.zeros(3)
     angles[axis] = np.pi / 2
-    np.testing.assert_allclose(camera.rotation_from_euler(angles).numpy(), hand_written, atol=1e-12)
     np.testing.assert_allclose(camera.rotation_xyz(angles).numpy(), hand_written, atol=1e-12)
 
 
 def test_euler_compositions():
     angles = np.array([0.3, -0.7, 1.1])  # float64
     a, b, c = angles
-    np.testing.assert_allclose(
-        camera.rotation_from_euler(angles).numpy(), rot_z(c) @ rot_y(b) @ rot_x(a), atol=1e-12
-    )
     np.testing.assert_allclose(
         camera.rotation_xyz(angles).numpy(), rot_x(a) @ rot_y(b) @ rot_z(c), atol=1e-12
     )
@@ -103,13 +99,9 @@ def test_transform_and_rotation_jacobians():
     angles = tf.constant([[0.3, -0.2, 0.7]], tf.float64)
     translation = tf.constant([[0.1, 0.2, -0.3]], tf.float64)
 
-    def moved_euler(p, a, t):
-        return camera.transform(p, camera.rotation_from_euler(a), t)
-
     def moved_xyz(p, a, t):
         return camera.transform(p, camera.rotation_xyz(a), t)
 
-    assert_jacobians_close(moved_euler, [points, angles, translation])
     assert_jacobians_close(moved_xyz, [points, angles, translation])
 
 

@@ -1,9 +1,12 @@
 """Image metrics against independent references: PSNR by formula, SSIM against scikit-image, KID
-against a double loop, the Frechet distance against closed forms and scipy; the classifier judge."""
+against a double loop, the Frechet distance against closed forms and scipy; the classifier judge; an
+image task loads its data and judge once, and checks its options when configured."""
 
 import numpy as np
+import pytest
 import scipy.linalg
 import skimage.metrics
+import tensorflow as tf
 
 from aign_tf.tasks import image_tasks, inpaint
 
@@ -69,9 +72,9 @@ def test_frechet_distance_matches_closed_forms():
 
 
 def test_judge_features_are_what_the_last_layer_reads():
-    config = inpaint.TASK.config(steps=2, batch_size=8, width=8)
-    judge = image_tasks.Judge(image_tasks.image_data(config), config.seed)
-    images = next(iter(inpaint.eval_data(config)))["targets"]["image"]
+    task = inpaint.InpaintTask(inpaint.InpaintTask.configure(steps=2, batch_size=8, width=8))
+    judge = image_tasks.Judge(task.data, task.config.seed)
+    images = next(iter(task.eval_dataset()))["targets"]["image"]
     classes, features = judge(images)
     last = judge.classifier.layers[-1]  # the final Dense layer
     logits = features @ last.kernel.numpy() + last.bias.numpy()
@@ -79,3 +82,37 @@ def test_judge_features_are_what_the_last_layer_reads():
     np.testing.assert_array_equal(classes, np.argmax(logits, axis=1))
     assert features.shape == (8, 128) and features.min() >= 0  # ReLU units
     assert judge.memories().shape == (2000, 128)
+
+
+def test_a_task_loads_its_collection_and_trains_its_judge_once(monkeypatch, tmp_path):
+    from aign_tf.zoo import registry, rundir, trainer
+
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return load(*args, **kwargs)
+
+    load = image_tasks.load_image_data
+    monkeypatch.setattr(image_tasks, "load_image_data", counted)
+    task = registry.get_task("inpaint", steps=2, batch_size=8, width=8, bias="8")
+    trainer.train(task, str(tmp_path), strategy=tf.distribute.get_strategy(), eval_every=1, verbose=False)
+    model, _ = rundir.load_generator(task, str(tmp_path))
+    first, second = task.evaluate(model), task.evaluate(model)
+    assert first == second and len(rundir.read_curves(str(tmp_path))) == 3  # steps 0, 1 and 2
+    assert len(calls) == 1 and task.judge is task.judge
+
+
+def test_options_are_typed_and_checked_when_configured():
+    from aign_tf.errors import UserError
+
+    with pytest.raises(UserError, match="width must be >= 2"):
+        inpaint.InpaintTask.configure(width=1)
+    with pytest.raises(UserError, match="option width must be int"):
+        inpaint.InpaintTask.configure(width="wide")
+    with pytest.raises(UserError, match="has no option 'frame_size'"):
+        inpaint.InpaintTask.configure(frame_size="32x96")
+    with pytest.raises(UserError, match="unknown dataset 'imagenet'"):
+        inpaint.InpaintTask.configure(dataset="imagenet")
+    config = inpaint.InpaintTask.configure(beta=0, mask="random")
+    assert config.beta == 0.0 and isinstance(config.beta, float) and config.options.mask == "random"

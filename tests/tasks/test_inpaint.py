@@ -5,8 +5,8 @@ import pytest
 import tensorflow as tf
 
 from aign_tf.errors import UserError
-from aign_tf.tasks import image_tasks, inpaint
-from aign_tf.zoo import trainer
+from aign_tf.tasks import inpaint
+from aign_tf.zoo import registry, rundir, trainer
 
 TINY = dict(steps=2, batch_size=8, width=8)
 
@@ -33,12 +33,13 @@ def test_random_masks_are_contiguous_rectangles_and_deterministic():
 
 def test_unknown_mask_is_a_user_error():
     with pytest.raises(UserError, match="unknown mask"):
-        inpaint.train_data(inpaint.TASK.config(mask="oval", **TINY))
+        inpaint.InpaintTask.configure(mask="oval", **TINY)
 
 
 def test_rendering_the_true_image_reproduces_the_observation():
-    batch = next(iter(inpaint.train_data(inpaint.TASK.config(mask="random", **TINY))))
-    rendered, valid = inpaint.render_masked(batch["targets"], batch["inputs"])
+    task = registry.get_task("inpaint", mask="random", **TINY)
+    batch = next(iter(task.train_batches()))
+    rendered, valid = task.build_model().render(batch["targets"], batch["inputs"])
     np.testing.assert_array_equal(rendered.numpy(), batch["observed"].numpy())
     hidden = 1 - valid.numpy()
     assert hidden.sum() > 0 and np.all(batch["observed"].numpy() * hidden == 0)
@@ -46,18 +47,19 @@ def test_rendering_the_true_image_reproduces_the_observation():
 
 
 def test_biased_memories_hold_only_the_bias_class():
-    data = image_tasks.image_data(inpaint.TASK.config(bias="8", **TINY))
+    data = registry.get_task("inpaint", bias="8", **TINY).data
     labels = np.array([int(e["label"]) for e in data.memory.as_numpy_iterator()])
     assert len(labels) == data.sizes["memory"] > 0 and set(labels) == {8}
     train_labels = {int(e["label"]) for e in data.train.as_numpy_iterator()}
     assert train_labels == set(range(10))  # inputs stay unbiased
     with pytest.raises(UserError, match="bias"):
-        image_tasks.image_data(inpaint.TASK.config(bias="eleven", **TINY))
+        registry.get_task("inpaint", bias="eleven", **TINY).data
 
 
 def test_generator_output_shape_and_range():
-    model = inpaint.build_model(inpaint.TASK.config(**TINY))
-    batch = next(iter(inpaint.train_data(inpaint.TASK.config(**TINY))))
+    task = registry.get_task("inpaint", **TINY)
+    model = task.build_model()
+    batch = next(iter(task.train_batches()))
     out = model(batch["inputs"])["image"].numpy()
     assert out.shape == (8, 28, 28, 1) and out.min() >= 0 and out.max() <= 1
 
@@ -65,10 +67,10 @@ def test_generator_output_shape_and_range():
 def test_train_then_evaluate_writes_metrics(tmp_path, capsys):
     from aign_tf.zoo import evaluate
 
-    config = inpaint.TASK.config(bias="8", **TINY)
-    trainer.train(inpaint.TASK, config, str(tmp_path), strategy=tf.distribute.get_strategy(), verbose=False)
-    model, step = trainer.load_for_inference(inpaint.TASK, config, str(tmp_path))
-    metrics = inpaint.evaluate(model, config)
+    task = registry.get_task("inpaint", bias="8", **TINY)
+    trainer.train(task, str(tmp_path), strategy=tf.distribute.get_strategy(), verbose=False)
+    model, step = rundir.load_generator(task, str(tmp_path))
+    metrics = task.evaluate(model)
     assert step == 2
     for name in ("render_mse_visible", "hidden_mse", "completion_accuracy", "masked_input_accuracy",
                  "bias_share_completions", "bias_share_true_images"):

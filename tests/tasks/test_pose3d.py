@@ -8,9 +8,9 @@ from PIL import Image
 
 from aign_tf.data import deepmimic
 from aign_tf.errors import UserError
-from aign_tf.tasks import pose3d
-from aign_tf.tasks.pose3d import data, model as networks, skeleton
-from aign_tf.zoo import trainer
+from aign_tf.render import camera
+from aign_tf.tasks.pose3d import PoseTask, data, model as networks, skeleton
+from aign_tf.zoo import registry, rundir, trainer
 from tests.numpy_reference import rot_x as _rx, rot_y as _ry, rot_z as _rz
 
 TINY = dict(steps=2, batch_size=8, width=4, components=10, generator="mlp", train_cameras=1, test_cameras=1)
@@ -66,9 +66,14 @@ def _assert_canonical(shapes, atol=1e-5):
     assert np.all(spine[:, 1] > 0.1)
 
 
+def _tiny(**overrides):
+    """The pose3d task, tiny, with `overrides`."""
+    return registry.get_task("pose3d", **{**TINY, **overrides})
+
+
 @pytest.fixture(scope="module")
-def config():
-    return pose3d.TASK.config(**TINY)
+def task():
+    return _tiny()
 
 
 @pytest.fixture(scope="module")
@@ -79,18 +84,23 @@ def canonical():
 @pytest.fixture(scope="module")
 def full_batch():
     """One batch larger than every stream: it holds all memories, paired and unpaired examples."""
-    cfg = pose3d.TASK.config(**{**TINY, "batch_size": 1024})
-    return tf.nest.map_structure(lambda t: t.numpy(), next(iter(pose3d.train_data(cfg))))
+    return tf.nest.map_structure(lambda t: t.numpy(), next(iter(_tiny(batch_size=1024).train_batches())))
 
 
 # ---- 1. data.views: cameras and projection ----
 
-def test_rotation_matrices_are_rx_elevation_times_ry_azimuth():
-    rotation = data.rotation_matrices(np.radians([30.0]), np.radians([90.0]))[0]
+def _view_rotation(elevation, azimuth):
+    """The rotation `data.views` gives a camera: `camera.rotation_xyz` of (elevation, azimuth, 0)."""
+    elevation, azimuth = np.asarray(elevation, np.float64), np.asarray(azimuth, np.float64)
+    return camera.rotation_xyz(np.stack([elevation, azimuth, np.zeros_like(elevation)], -1)).numpy()
+
+
+def test_view_rotations_are_rx_elevation_times_ry_azimuth():
+    rotation = _view_rotation(np.radians([30.0]), np.radians([90.0]))[0]
     c, s = np.sqrt(3) / 2, 0.5
     np.testing.assert_allclose(rotation, [[0, 0, 1], [s, c, 0], [-c, s, 0]], atol=1e-12)
     e, a = np.array([0.3, -0.1]), np.array([2.0, 5.5])
-    np.testing.assert_allclose(data.rotation_matrices(e, a), [_rx(e[i]) @ _ry(a[i]) for i in range(2)], atol=1e-12)
+    np.testing.assert_allclose(_view_rotation(e, a), [_rx(e[i]) @ _ry(a[i]) for i in range(2)], atol=1e-12)
 
 
 def test_fixed_camera_projects_rotated_canonical_skeleton_by_eq2(canonical):
@@ -131,14 +141,25 @@ def test_random_cameras_are_pinholes_within_the_ranges(canonical):
     noisy = data.views(clips, 3, seed=1, noise_px=2.0)
     np.testing.assert_array_equal(noisy.pose, views.pose)
     assert 1.7 < np.std(noisy.keypoints - views.keypoints) < 2.3
-    np.testing.assert_allclose(data.normalized(np.array([[256.0, 0.0], [512.0, 384.0]])), [[0, -1], [1, 0.5]])
+    np.testing.assert_allclose(data.normalise(np.array([[256.0, 0.0], [512.0, 384.0]])), [[0, -1], [1, 0.5]])
+
+
+def test_normalise_centres_on_the_image_and_scales_by_half_the_longer_side():
+    pixels = np.array([[[320.0, 240.0], [0.0, 0.0]], [[100.0, 50.0], [200.0, 150.0]]], np.float32)
+    size = tf.constant([[640.0, 480.0], [200.0, 300.0]])  # (width, height) per example, as served
+    want = [[[0, 0], [-1, -0.75]], [[0, -2 / 3], [2 / 3, 0]]]
+    np.testing.assert_allclose(data.normalise(tf.constant(pixels), size).numpy(), want, rtol=1e-6)
+    centre, half = data.image_frame(size)
+    assert centre.shape == (2, 1, 2) and half.shape == (2, 1, 1)
+    np.testing.assert_allclose(data.normalise(pixels[:1], 640.0), [[[0, -0.25], [-1, -1]]])  # a square side
+    assert data.normalise(pixels, 512.0).dtype == np.float32
 
 
 # ---- 2. generator outputs obey eq. (2) and the paper's pose model ----
 
-def test_generator_outputs_are_projection_consistent(config):
-    model = pose3d.build_model(config)
-    generator, pose_basis = model.generator, pose3d.basis(config)
+def test_generator_outputs_are_projection_consistent(task):
+    model = task.build_model()
+    generator, pose_basis = model.generator, task.basis
     rng = np.random.default_rng(0)
     # Push the heads away from their near-zero initial output, so that Rx Ry Rz and the camera matter.
     for name, bias in (("angles", rng.uniform(-np.pi, np.pi, 3)), ("camera", [0.2, 0.1, -0.15, 0.1]),
@@ -146,7 +167,7 @@ def test_generator_outputs_are_projection_consistent(config):
         layer = generator.get_layer(name)
         layer.kernel.assign(rng.normal(scale=0.5, size=layer.kernel.shape))
         layer.bias.assign(np.asarray(bias, np.float32))
-    inputs = {"keypoints": next(iter(pose3d.train_data(config)))["inputs"]["keypoints"]}
+    inputs = {"keypoints": next(iter(task.train_batches()))["inputs"]["keypoints"]}
     out = {k: v.numpy().astype(np.float64) for k, v in generator(inputs).items()}
     heads = keras.Model(generator.inputs, [generator.get_layer(n).output for n in ("alpha", "camera")])
     alpha, raw_camera = [t.numpy().astype(np.float64) for t in heads(inputs)]
@@ -164,19 +185,19 @@ def test_generator_outputs_are_projection_consistent(config):
 
     points = out["pose"] + out["translation"][:, None, :]
     want = out["focal"][:, :, None] * points[..., :2] / points[..., 2:]
-    rendered, valid = networks.render_keypoints({k: tf.constant(v, tf.float32) for k, v in out.items()}, inputs)
+    rendered, valid = model.render({k: tf.constant(v, tf.float32) for k, v in out.items()}, inputs)
     assert valid is None
     np.testing.assert_allclose(rendered.numpy(), want, rtol=1e-4, atol=1e-5)
 
 
-def test_renderer_with_the_true_camera_reproduces_the_input_keypoints(canonical):
+def test_renderer_with_the_true_camera_reproduces_the_input_keypoints(task, canonical):
     clips = {"punch": canonical["punch"][:6].astype(np.float32)}
     fixed = data.Cameras(elevation_deg=(0, 0), distance_m=(5, 5), focal_px=(500, 500), offset_m=(0, 0))
     views = data.views(clips, 1, seed=0, cameras=fixed)
     truth = {"pose": tf.constant(views.pose), "focal": tf.fill([6, 1], 500 / HALF),
              "translation": tf.constant([[0.0, 0.0, 5.0]] * 6)}
-    rendered, _ = networks.render_keypoints(truth, None)
-    np.testing.assert_allclose(rendered.numpy(), data.normalized(views.keypoints), atol=1e-5)
+    rendered, _ = task.build_model().render(truth, None)
+    np.testing.assert_allclose(rendered.numpy(), data.normalise(views.keypoints), atol=1e-5)
 
 
 # ---- 3. the critic sees canonical skeletons; paired targets are camera-frame poses ----
@@ -220,7 +241,7 @@ def test_paired_examples_are_camera_frame_poses_of_training_skeletons(full_batch
 
 # ---- 4. the split by clip ----
 
-def test_no_test_clip_skeleton_reaches_the_memories_or_the_paired_examples(full_batch, canonical):
+def test_no_test_clip_skeleton_reaches_the_memories_or_the_paired_examples(task, full_batch, canonical):
     names = list(canonical)
     bank = np.concatenate([canonical[n] for n in names])
     owner = np.concatenate([[n] * len(canonical[n]) for n in names])
@@ -234,10 +255,10 @@ def test_no_test_clip_skeleton_reaches_the_memories_or_the_paired_examples(full_
         test_bank = np.concatenate([canonical[n] for n in deepmimic.TEST_CLIPS])
         assert _nearest(skeletons, test_bank)[1].min() > 1e-3
     # The unpaired inputs (and the evaluation set) are the test clips' views, and only those.
-    views = pose3d.test_views(pose3d.TASK.config(**TINY))
+    views = task.test_views
     assert set(views.clip) == set(deepmimic.TEST_CLIPS)
     assert len(views.clip) == sum(len(canonical[n]) for n in deepmimic.TEST_CLIPS)
-    _, error = _nearest(full_batch["inputs"]["keypoints"], data.normalized(views.keypoints))
+    _, error = _nearest(full_batch["inputs"]["keypoints"], data.normalise(views.keypoints))
     assert error.max() < 1e-6
     np.testing.assert_array_equal(full_batch["inputs"]["keypoints"], full_batch["observed"])
 
@@ -245,9 +266,9 @@ def test_no_test_clip_skeleton_reaches_the_memories_or_the_paired_examples(full_
 # ---- 5. regimes and option errors ----
 
 def test_regimes_set_critics_and_loss_weights():
-    forward = pose3d.build_model(pose3d.TASK.config(model="forward2d3d", **TINY))
-    interpreter = pose3d.build_model(pose3d.TASK.config(model="interpreter", **TINY))
-    aign = pose3d.build_model(pose3d.TASK.config(model="aign", **TINY))
+    forward = _tiny(model="forward2d3d").build_model()
+    interpreter = _tiny(model="interpreter").build_model()
+    aign = _tiny(model="aign").build_model()
     assert forward.critics == {} and forward.reconstruction_weight == 0.0
     assert interpreter.critics == {} and interpreter.reconstruction_weight == 1.0
     assert set(aign.critics) == {"shape"} and aign.reconstruction_weight == 1.0
@@ -257,40 +278,62 @@ def test_regimes_set_critics_and_loss_weights():
     assert "d_loss" in aign.trackers and "d_loss" not in interpreter.trackers
 
 
-@pytest.mark.parametrize("option, value, match", [("model", "gan", "unknown pose model"),
+@pytest.mark.parametrize("option, value, match", [("model", "gan", "unknown model 'gan'"),
+                                                  ("model", "nope", "unknown model 'nope'"),
                                                   ("generator", "resnet", "unknown generator"),
-                                                  ("noise_px", -1.0, "noise_px")])
+                                                  ("critic_input", "pixels", "unknown critic input"),
+                                                  ("noise_px", -1.0, "noise_px"),
+                                                  ("noise_px", -1, "noise_px"),
+                                                  ("test_cameras", 0, "test_cameras"),
+                                                  ("components", 2.5, "components must be int")])
 def test_bad_options_are_user_errors(option, value, match):
-    config = pose3d.TASK.config(**{**TINY, option: value})
+    """The options are checked once, when the task is configured, before any data or model."""
     with pytest.raises(UserError, match=match):
-        pose3d.build_model(config)
+        PoseTask.configure(**{**TINY, option: value})
     with pytest.raises(UserError, match=match):
-        pose3d.train_data(config)
+        registry.get_task("pose3d", **{**TINY, option: value})
+
+
+def test_cameras_options_set_the_number_of_views(canonical):
+    """--train_cameras views of every training frame are the paired examples; --test_cameras views
+    of every test frame the unlabelled inputs and the evaluation set."""
+    train_frames = sum(len(v) for k, v in canonical.items() if k not in deepmimic.TEST_CLIPS)
+    test_frames = sum(len(canonical[n]) for n in deepmimic.TEST_CLIPS)
+    for train_cameras, test_cameras in ((1, 1), (2, 3)):
+        task = _tiny(train_cameras=train_cameras, test_cameras=test_cameras, batch_size=train_frames * train_cameras)
+        assert len(task.train_views.keypoints) == train_frames * train_cameras
+        assert len(task.test_views.keypoints) == test_frames * test_cameras
+        assert sum(len(b["observed"]) for b in task.eval_dataset()) == test_frames * test_cameras
+        # One batch of a whole epoch of paired examples holds each view once.
+        paired = next(iter(task.train_batches()))["paired"]["inputs"]["keypoints"].numpy()
+        want = data.normalise(task.train_views.keypoints).reshape(len(paired), -1)
+        np.testing.assert_array_equal(np.unique(paired.reshape(len(paired), -1), axis=0), np.unique(want, axis=0))
+    assert task.config.options.train_cameras == 2 and PoseTask.configure().options.train_cameras == 8
 
 
 # ---- 6. bad shapes ----
 
 @pytest.mark.parametrize("kind", ["mlp", "heatmap"])
-def test_wrong_joint_count_is_rejected(config, kind):
-    generator = networks.generator(pose3d.basis(config), kind, 2)
+def test_wrong_joint_count_is_rejected(task, kind):
+    generator = networks.generator(task.basis, kind, 2)
     with pytest.raises(ValueError, match=r"expected shape=\(None, 15, 2\)"):
         generator({"keypoints": tf.zeros([2, 14, 2])})
 
 
 # ---- 7. train, reload, evaluate, images ----
 
-def test_train_then_evaluate_and_draw(tmp_path, config, canonical):
+def test_train_then_evaluate_and_draw(tmp_path, task, canonical):
     model_dir = str(tmp_path)
-    logs = trainer.train(pose3d.TASK, config, model_dir, strategy=tf.distribute.get_strategy(), verbose=False,
+    logs = trainer.train(task, model_dir, strategy=tf.distribute.get_strategy(), verbose=False,
                          summary_every=1, image_every=2, checkpoint_every=2)
     assert {"reconstruction", "supervised", "d_loss"} <= set(logs)
     assert all(np.isfinite(v) for v in logs.values())
     with Image.open(tmp_path / "samples" / "latest.png") as png:
         assert png.size[0] > 100 and png.size[1] > 100
 
-    model, step = trainer.load_for_inference(pose3d.TASK, config, model_dir)
+    model, step = rundir.load_generator(task, model_dir)
     assert step == 2
-    metrics = pose3d.TASK.evaluate(model, config)
+    metrics = task.evaluate(model)
     want = {"mpjpe_mm", "pa_mpjpe_mm", "reprojection_px", "examples"}
     want |= {f"{m}/{clip}" for m in ("mpjpe_mm", "pa_mpjpe_mm") for clip in deepmimic.TEST_CLIPS}
     assert set(metrics) == want
@@ -298,8 +341,8 @@ def test_train_then_evaluate_and_draw(tmp_path, config, canonical):
     assert metrics["examples"] == sum(len(canonical[n]) for n in deepmimic.TEST_CLIPS)
 
     # Reprojection error and torso-aligned MPJPE recomputed here from the model's predictions.
-    views = pose3d.test_views(config)
-    out = model({"keypoints": tf.constant(data.normalized(views.keypoints))}, training=False)
+    views = task.test_views
+    out = model({"keypoints": tf.constant(data.normalise(views.keypoints))}, training=False)
     pose, focal = out["pose"].numpy().astype(np.float64), out["focal"].numpy().astype(np.float64)
     points = pose + out["translation"].numpy()[:, None, :]
     pixels = focal[:, :, None] * HALF * points[..., :2] / points[..., 2:] + HALF
@@ -311,7 +354,7 @@ def test_train_then_evaluate_and_draw(tmp_path, config, canonical):
     np.testing.assert_allclose(metrics["mpjpe_mm/walk"], np.linalg.norm(
         skeleton.align_torso(pose[walk]) - views.canonical[walk], axis=-1).mean() * 1000, rtol=1e-3)
 
-    images = pose3d.TASK.images(model, next(iter(pose3d.TASK.eval_data(config))))
+    images = task.images(model, next(iter(task.eval_dataset())))
     (picture,) = images.values()
     assert picture.dtype == tf.float32 and picture.shape[0] == 1 and picture.shape[-1] == 3
     assert picture.shape[1] > 100 and picture.shape[2] > 100
@@ -320,12 +363,12 @@ def test_train_then_evaluate_and_draw(tmp_path, config, canonical):
 
 
 def test_params_critic_reads_alpha_rotation_focal_of_memories_and_predictions():
-    config = pose3d.TASK.config(**{**TINY, "critic_input": "params", "batch_size": 16})
-    model = pose3d.build_model(config)
+    task = _tiny(critic_input="params", batch_size=16)
+    model = task.build_model()
     assert set(model.critics) == {"params"} and model.critics["params"].input_shape == (None, 10 + 7)
-    batch = next(iter(pose3d.train_data(config)))
+    batch = next(iter(task.train_batches()))
     memories = batch["memories"]["params"].numpy()
-    basis = pose3d.basis(config)
+    basis = task.basis
     # Memory alphas decode to canonical training skeletons; angles are (elevation, azimuth, 0) in range.
     shapes = basis.decode(memories[:, :10])
     np.testing.assert_allclose(shapes[:, skeleton.PELVIS], 0.0, atol=0.05)

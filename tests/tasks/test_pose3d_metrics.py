@@ -7,7 +7,7 @@ from scipy.spatial.transform import Rotation
 
 from aign_tf.errors import UserError
 from aign_tf.tasks.pose3d import figures, metrics
-from tests.tasks.test_pose3d_skeleton import T_POSE
+from tests.testing import T_POSE
 
 LEFT_WRIST = 11
 

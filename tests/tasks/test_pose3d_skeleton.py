@@ -5,26 +5,8 @@ from scipy.spatial.transform import Rotation
 
 from aign_tf.errors import UserError
 from aign_tf.tasks.pose3d import skeleton
+from tests.testing import T_POSE
 
-# A T-pose in the camera convention (x right, y down, z forward; metres, pelvis at the origin)
-# facing a camera that looks along +z: the person's left is +x, feet and head a little forward (-z).
-T_POSE = np.array([
-    [0.0, 0.0, 0.0],      # pelvis
-    [-0.1, 0.05, 0.0],    # right_hip
-    [-0.1, 0.47, 0.0],    # right_knee
-    [-0.1, 0.88, -0.05],  # right_ankle
-    [0.1, 0.05, 0.0],     # left_hip
-    [0.1, 0.47, 0.0],     # left_knee
-    [0.1, 0.88, -0.05],   # left_ankle
-    [0.0, -0.45, 0.0],    # neck
-    [0.0, -0.62, -0.03],  # head
-    [0.18, -0.45, 0.0],   # left_shoulder
-    [0.45, -0.45, 0.0],   # left_elbow
-    [0.7, -0.45, -0.02],  # left_wrist
-    [-0.18, -0.45, 0.0],  # right_shoulder
-    [-0.45, -0.45, 0.0],  # right_elbow
-    [-0.7, -0.45, -0.02], # right_wrist
-])
 LEFT_WRIST, RIGHT_WRIST, HEAD = 11, 14, 8
 
 

@@ -1,7 +1,6 @@
 """The sfm task: the renderer on true depth and motion, generator heads, flow targets, the depth
 prior, regimes, option errors, and a train / evaluate / curves smoke run. Checked against NumPy
 written here."""
-import dataclasses
 import json
 import pathlib
 import subprocess
@@ -12,11 +11,12 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from aign_tf.data import driving
 from aign_tf.errors import UserError
-from aign_tf.tasks import sfm
-from aign_tf.tasks.sfm import model as networks
-from aign_tf.zoo import evaluate, trainer
+from aign_tf.tasks.sfm import MODELS, SfmTask, metrics, model as networks
+from aign_tf.zoo import evaluate, registry, rundir, trainer
 from tests.numpy_reference import rot_x, rot_y, rot_z
+from tests.testing import write_vkitti_variation
 
 TINY = dict(steps=2, batch_size=4, width=4, frame_size="32x96", train_sequences=2, memory_sequences=1,
             test_sequences=1, sequence_frames=4)
@@ -28,15 +28,15 @@ def data_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def config(data_dir):
-    return sfm.TASK.config(data_dir=data_dir, **TINY)
+def task(data_dir):
+    return registry.get_task("sfm", data_dir=data_dir, **TINY)
 
 
-def test_renderer_with_true_depth_and_motion_reproduces_the_first_frame(config):
+def test_renderer_with_true_depth_and_motion_reproduces_the_first_frame(task):
     """P(G(x)) with the true factors: frame 2 warped into frame 1 matches it up to occlusions."""
-    batch = next(iter(sfm.eval_data(config)))
+    batch = next(iter(task.eval_dataset()))
     targets = batch["targets"]
-    render = networks.renderer(sfm.intrinsics(config))
+    render = task.build_model().render
     true = {"log_depth": targets["log_depth"], "rotation": tf.reshape(targets["motion"][:, :9], [-1, 3, 3]),
             "translation": targets["motion"][:, 9:]}
     size = len(targets["motion"])
@@ -50,10 +50,10 @@ def test_renderer_with_true_depth_and_motion_reproduces_the_first_frame(config):
     assert errors["true"] < 0.03 and errors["true"] < errors["still"] / 2, errors  # 0.024 vs 0.053 measured
 
 
-def test_flow_targets_are_hand_computed_projections(config):
+def test_flow_targets_are_hand_computed_projections(task):
     """The flow target of a pixel: unproject with its depth, X2 = R X1 + T, project, subtract."""
-    batch = next(iter(sfm.eval_data(config)))
-    camera = sfm.intrinsics(config)
+    batch = next(iter(task.eval_dataset()))
+    camera = task.intrinsics
     (fx, fy), (cx, cy) = camera.focal, camera.principal_point
     depth = np.exp(batch["targets"]["log_depth"].numpy()[1, :, :, 0].astype(np.float64))
     motion = batch["targets"]["motion"].numpy()[1].astype(np.float64)
@@ -65,8 +65,8 @@ def test_flow_targets_are_hand_computed_projections(config):
         np.testing.assert_allclose(batch["targets"]["flow"].numpy()[1, row, column], want, rtol=1e-3, atol=1e-3)
 
 
-def test_generator_heads_follow_the_paper_conventions(config):
-    camera = sfm.intrinsics(config)
+def test_generator_heads_follow_the_paper_conventions(task):
+    camera = task.intrinsics
     generator = networks.generator(camera, 4)
     rng = np.random.default_rng(0)
     inputs = {k: rng.uniform(size=(2, 32, 96, 3)).astype(np.float32) for k in ("image1", "image2")}
@@ -95,23 +95,28 @@ def test_depth_critic_scores_patches():
     assert critic(tf.zeros([2, 32, 96, 1])).shape == (2, 4, 12, 1)
 
 
-def test_regimes_set_critics_and_loss_weights(config):
+def test_regimes_set_critics_and_loss_weights(data_dir):
     def build(model):
-        return sfm.build_model(sfm.TASK.config(**{**TINY, "data_dir": config.options["data_dir"], "model": model}))
+        return registry.get_task("sfm", **{**TINY, "data_dir": data_dir, "model": model}).build_model()
 
-    aign, depth_aign, smooth, ign, pretrain = (build(m) for m in sfm.MODELS)
+    aign, depth_aign, smooth, ign, pretrain = (build(m) for m in MODELS)
     assert set(aign.critics) == {"log_depth", "motion"} and set(depth_aign.critics) == {"log_depth"}
     assert smooth.critics == {} and ign.critics == {} and pretrain.critics == {}
-    assert smooth.regularizer is networks.depth_smoothness and ign.regularizer is None
+    # Only smooth-IGN has the depth prior, weighted by --smoothness.
+    assert smooth.regularizer_weight == SfmTask.Options().smoothness and "regularizer" in smooth.trackers
+    for other in (aign, depth_aign, ign, pretrain):
+        assert other.regularizer_weight == 0.0 and "regularizer" not in other.trackers
+    predictions = {"log_depth": tf.random.stateless_normal([2, 32, 96, 1], seed=[1, 2])}
+    np.testing.assert_array_equal(smooth.regularizer(predictions, {}), networks.depth_smoothness(predictions, {}))
     assert pretrain.reconstruction_weight == 0.0 and ign.reconstruction_weight == 1.0
 
 
-def test_train_batches_keep_the_streams_apart(config):
+def test_train_batches_keep_the_streams_apart(task):
     """Inputs are test streets, memories memory streets, paired flow targets training streets."""
-    batch = next(iter(sfm.train_data(config)))
+    batch = next(iter(task.train_batches()))
     assert set(batch) == {"inputs", "observed", "memories", "paired"}
     assert set(batch["paired"]["targets"]) == {"flow"}  # self-supervised: only the flow network is supervised
-    streams = {split: sfm.pairs(config, split)["image1"] for split in ("train", "memory", "test")}
+    streams = {split: task.pairs(split)["image1"] for split in ("train", "memory", "test")}
 
     def source(image):
         pixels = np.round(image.numpy() * 255).astype(np.uint8)
@@ -120,32 +125,60 @@ def test_train_batches_keep_the_streams_apart(config):
     assert all(source(image) == ["test"] for image in batch["inputs"]["image1"])
     assert all(source(image) == ["train"] for image in batch["paired"]["inputs"]["image1"])
     memory_depth = np.exp(batch["memories"]["log_depth"].numpy())
-    truth = sfm.pairs(config, "memory")["depth1"]
+    truth = task.pairs("memory")["depth1"]
     assert all(np.isclose(truth, d, rtol=1e-5).all(axis=(1, 2, 3)).any() for d in memory_depth)
 
 
-@pytest.mark.parametrize("option, value, match", [("model", "sfmlearner", "unknown sfm model"),
+@pytest.mark.parametrize("option, value, match", [("model", "sfmlearner", "unknown model 'sfmlearner'"),
+                                                  ("model", "nope", "unknown model 'nope'"),
                                                   ("frame_size", "30x100", "multiples of 16"),
+                                                  ("frame_size", "60x100", "multiples of 16"),
                                                   ("frame_size", "64by192", "HEIGHTxWIDTH"),
-                                                  ("dataset", "kitti", "unknown sfm dataset")])
+                                                  ("dataset", "kitti", "unknown dataset 'kitti'")])
 def test_bad_options_are_user_errors(option, value, match):
+    """Options are checked when the task is configured, before anything is loaded or built."""
     with pytest.raises(UserError, match=match):
-        sfm.build_model(sfm.TASK.config(**{**TINY, option: value}))
+        SfmTask.configure(**{**TINY, option: value})
+
+
+def test_frame_size_is_parsed_once_into_height_and_width():
+    options = SfmTask.configure(**TINY).options
+    assert options.frame_shape == (32, 96) and options.frame_shape is options.frame_shape
 
 
 def test_vkitti_needs_its_files(tmp_path):
     with pytest.raises(UserError, match="needs --data_dir"):
-        sfm.train_data(sfm.TASK.config(**{**TINY, "dataset": "vkitti"}))
+        SfmTask.configure(**{**TINY, "dataset": "vkitti"})
     with pytest.raises(UserError, match="vkitti"):
-        sfm.train_data(sfm.TASK.config(**{**TINY, "dataset": "vkitti", "data_dir": str(tmp_path / "missing")}))
+        registry.get_task("sfm", **{**TINY, "dataset": "vkitti", "data_dir": str(tmp_path / "missing")}).train_batches()
 
 
-def test_train_with_curves_then_evaluate_and_plot(tmp_path, config):
+def test_each_stream_is_loaded_once_per_task(monkeypatch, data_dir):
+    """Training batches, evaluation data and repeated evaluations read one load of each stream; the
+    model-free metrics (Farneback's flow, the geometric baseline on it and on the exact flow) are
+    computed once."""
+    loads, flows = [], []
+    load_pairs, classical_flow = driving.load_pairs, metrics.classical_flow
+    monkeypatch.setattr(driving, "load_pairs", lambda split, **kw: loads.append(split) or load_pairs(split, **kw))
+    monkeypatch.setattr(metrics, "classical_flow", lambda *args: flows.append(1) or classical_flow(*args))
+    task = registry.get_task("sfm", data_dir=data_dir, **TINY)
+    model = task.build_model()
+    next(iter(task.train_batches()))
+    next(iter(task.train_batches()))
+    first, second = task.evaluate(model), task.evaluate(model)
+    assert first == second
+    assert sorted(loads) == ["memory", "test", "train"]
+    assert len(flows) == TINY["test_sequences"] * (TINY["sequence_frames"] - 1)
+    registry.get_task("sfm", data_dir=data_dir, **TINY).pairs("test")  # another task loads its own
+    assert sorted(loads) == ["memory", "test", "test", "train"]
+
+
+def test_train_with_curves_then_evaluate_and_plot(tmp_path, task):
     model_dir = str(tmp_path / "aign")
-    logs = trainer.train(sfm.TASK, config, model_dir, strategy=tf.distribute.get_strategy(), verbose=False,
+    logs = trainer.train(task, model_dir, strategy=tf.distribute.get_strategy(), verbose=False,
                          summary_every=1, image_every=2, checkpoint_every=2, eval_every=1)
     assert {"reconstruction", "supervised", "d_loss", "g_adversarial"} <= set(logs)
-    curves = trainer.read_curves(model_dir)
+    curves = rundir.read_curves(model_dir)
     assert list(curves) == [0, 1, 2]
     want = {"trl_err", "rot_err", "trl_mag_err", "trl_ang_err", "depth_l1_log", "depth_abs_rel", "photometric_l1", "in_view",
             "flow_epe_px", "farneback_flow_epe_px", "depth_scale_ratio", "examples"}
@@ -155,16 +188,16 @@ def test_train_with_curves_then_evaluate_and_plot(tmp_path, config):
     assert curves[2]["examples"] == 1 * (TINY["sequence_frames"] - 1)
     assert curves[0] != curves[2]  # the model changed between evaluations
 
-    metrics, step = evaluate.evaluate_dir(sfm.TASK, model_dir, {})
-    assert step == 2 and set(metrics) == want
-    np.testing.assert_allclose(metrics["trl_err"], curves[2]["trl_err"], rtol=1e-5)
+    measured, step = evaluate.evaluate_dir(SfmTask, model_dir, {})
+    assert step == 2 and set(measured) == want
+    np.testing.assert_allclose(measured["trl_err"], curves[2]["trl_err"], rtol=1e-5)
     # The geometric baseline on exact flow recovers the direction of travel (a property of the
     # data, not of the barely trained model).
-    assert metrics["geometric_exact_flow/trl_ang_err"] < 0.1
+    assert measured["geometric_exact_flow/trl_ang_err"] < 0.1
     with Image.open(f"{model_dir}/evaluation.png") as png:
         assert png.size[1] >= 5 * 32
     with open(f"{model_dir}/metrics.json") as f:
-        assert json.load(f)["metrics"]["depth_l1_log"] == metrics["depth_l1_log"]
+        assert json.load(f)["metrics"]["depth_l1_log"] == measured["depth_l1_log"]
 
     out = tmp_path / "curves.png"
     subprocess.run([sys.executable, "-m", "aign_tf.zoo.curves", f"--model_dir={model_dir}",
@@ -176,29 +209,29 @@ def test_train_with_curves_then_evaluate_and_plot(tmp_path, config):
     assert missing.returncode == 2 and "no curve records metric 'mpjpe_mm'" in missing.stderr
 
 
-def test_pretrain_then_self_supervised_finetuning(tmp_path, config):
+def test_pretrain_then_self_supervised_finetuning(tmp_path, task):
     """Table 3's protocol: a supervised model, then the AIGN initialised from its generator."""
     pretrain_dir, finetune_dir = str(tmp_path / "pretrain"), str(tmp_path / "finetune")
-    pretrain = sfm.TASK.config(**{**TINY, "data_dir": config.options["data_dir"], "model": "pretrain"})
-    logs = trainer.train(sfm.TASK, pretrain, pretrain_dir, strategy=tf.distribute.get_strategy(), verbose=False)
+    pretrain = SfmTask(task.config.replace(model="pretrain"))
+    logs = trainer.train(pretrain, pretrain_dir, strategy=tf.distribute.get_strategy(), verbose=False)
     assert set(logs) >= {"supervised"} and "d_loss" not in logs and logs["supervised"] > 0
-    batch = next(iter(sfm.train_data(pretrain)))
+    batch = next(iter(pretrain.train_batches()))
     assert set(batch["targets"]) == {"log_depth", "motion", "flow"}  # fully supervised on training streets
-    finetune = dataclasses.replace(config, gating=False)  # both steps update the generator
-    trainer.train(sfm.TASK, finetune, finetune_dir, strategy=tf.distribute.get_strategy(), verbose=False,
+    finetune = SfmTask(task.config.replace(gating=False))  # both steps update the generator
+    trainer.train(finetune, finetune_dir, strategy=tf.distribute.get_strategy(), verbose=False,
                   init_from=pretrain_dir)
-    source, _ = trainer.load_for_inference(sfm.TASK, pretrain, pretrain_dir)
-    tuned, _ = trainer.load_for_inference(sfm.TASK, finetune, finetune_dir)
+    source, _ = rundir.load_generator(pretrain, pretrain_dir)
+    tuned, _ = rundir.load_generator(finetune, finetune_dir)
     depth_head = [v for v in source.generator.weights if v.path.startswith("depth_out")][0]
     tuned_head = [v for v in tuned.generator.weights if v.path == depth_head.path][0]
     assert not np.allclose(depth_head.numpy(), tuned_head.numpy())  # fine-tuned ...
     assert np.abs(depth_head.numpy() - tuned_head.numpy()).max() < 0.01  # ... from the pretrained weights
 
 
-def test_driving_cache_is_shared_by_the_splits(config, data_dir):
+def test_driving_cache_is_shared_by_the_splits(task, data_dir):
     """Three TFDS configs, one per stream, in the task's data_dir."""
     for split in ("train", "memory", "test"):
-        sfm.pairs(config, split)
+        task.pairs(split)
     names = sorted(p.name for p in (pathlib.Path(data_dir) / "driving_world").iterdir())
     assert names == ["32x96_f4_s0_t0_m0_e1", "32x96_f4_s0_t0_m1_e0", "32x96_f4_s0_t2_m0_e0"]
 
@@ -206,11 +239,10 @@ def test_driving_cache_is_shared_by_the_splits(config, data_dir):
 def test_vkitti_streams_follow_the_papers_split(tmp_path):
     """Test inputs from sequence 0001, memories and paired examples from the training sequences
     (read once for both), on files written in the VKITTI 1.3.1 layout."""
-    from tests.data.test_vkitti import write_variation
     for sequence in ("0001", "0002", "0006", "0018", "0020"):
-        write_variation(tmp_path, sequence, "clone", 3)
-    config = sfm.TASK.config(**{**TINY, "dataset": "vkitti", "data_dir": str(tmp_path)})
-    test, train, memory = (sfm.pairs(config, split) for split in ("test", "train", "memory"))
+        write_vkitti_variation(tmp_path, sequence, "clone", 3)
+    task = registry.get_task("sfm", **{**TINY, "dataset": "vkitti", "data_dir": str(tmp_path)})
+    test, train, memory = (task.pairs(split) for split in ("test", "train", "memory"))
     assert len(test["image1"]) == 2 and len(train["image1"]) == 4 * 2
     assert memory is train
-    assert sfm.intrinsics(config).focal[0] == pytest.approx(725.0 * 96 / 1242)
+    assert task.intrinsics.focal[0] == pytest.approx(725.0 * 96 / 1242)

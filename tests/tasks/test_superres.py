@@ -9,16 +9,16 @@ import tensorflow_datasets as tfds
 
 from aign_tf.errors import UserError
 from aign_tf.tasks import image_tasks, superres
-from aign_tf.zoo import trainer
+from aign_tf.zoo import registry, rundir, trainer
 
 TINY = dict(steps=2, batch_size=8, width=8, blocks=1)
 
 
 def test_generator_makes_images_four_times_larger():
     for dataset, side in (("mnist", 28), ("lfw", 24)):
-        config = superres.TASK.config(dataset=dataset, **TINY)
-        model = superres.build_model(config)
-        batch = next(iter(superres.train_data(config)))
+        task = registry.get_task("superres", dataset=dataset, **TINY)
+        model = task.build_model()
+        batch = next(iter(task.train_batches()))
         assert batch["inputs"]["image"].shape == (8, side // 4, side // 4, 1)
         out = model(batch["inputs"])["image"].numpy()
         assert out.shape == (8, side, side, 1) and out.min() >= 0 and out.max() <= 1
@@ -26,7 +26,7 @@ def test_generator_makes_images_four_times_larger():
 
 
 def test_residual_blocks_and_critic_layers_follow_the_paper():
-    model = superres.build_model(superres.TASK.config(**dict(TINY, blocks=3)))
+    model = registry.get_task("superres", **dict(TINY, blocks=3)).build_model()
     adds = [layer for layer in model.generator.layers if isinstance(layer, keras.layers.Add)]
     deconvs = [layer for layer in model.generator.layers if isinstance(layer, keras.layers.Conv2DTranspose)]
     assert len(adds) == 3 and len(deconvs) == 2
@@ -36,11 +36,11 @@ def test_residual_blocks_and_critic_layers_follow_the_paper():
 
 
 def test_pooling_renderer_is_the_block_mean_and_reproduces_the_input():
-    config = superres.TASK.config(**TINY)
-    batch = next(iter(superres.train_data(config)))
+    task = registry.get_task("superres", **TINY)
+    batch = next(iter(task.train_batches()))
     truth = batch["targets"]["image"].numpy()
     want = truth.reshape(8, 7, 4, 7, 4, 1).mean(axis=(2, 4))
-    rendered, valid = superres.render_pooled(batch["targets"], batch["inputs"])
+    rendered, valid = task.build_model().render(batch["targets"], batch["inputs"])
     assert valid is None
     np.testing.assert_allclose(rendered.numpy(), want, atol=1e-6)
     np.testing.assert_allclose(batch["observed"].numpy(), want, atol=1e-6)  # x = P(true image)
@@ -48,13 +48,13 @@ def test_pooling_renderer_is_the_block_mean_and_reproduces_the_input():
 
 
 def test_biased_memories_hold_only_the_bias_class():
-    config = superres.TASK.config(bias="8", **TINY)
-    data = image_tasks.image_data(config)
+    task = registry.get_task("superres", bias="8", **TINY)
+    data = task.data
     labels = np.array([int(e["label"]) for e in data.memory.as_numpy_iterator()])
     assert len(labels) == data.sizes["memory"] == 200 and set(labels) == {8}
     assert data.bias_label == 8
     memories = np.stack([e["image"] for e in data.memory.as_numpy_iterator()])
-    batch = next(iter(superres.train_data(config)))
+    batch = next(iter(task.train_batches()))
     for image in batch["memories"]["image"].numpy():  # every memory in a batch is one of the 8s
         assert np.min(np.abs(memories - image).max(axis=(1, 2, 3))) == 0
     assert len(set(batch["label"].numpy())) > 1  # the inputs stay unbiased
@@ -62,24 +62,23 @@ def test_biased_memories_hold_only_the_bias_class():
 
 def test_sides_not_divisible_by_four_are_a_user_error():
     with pytest.raises(UserError, match="divisible by 4"):
-        superres.build_model(superres.TASK.config(image_size=30, **TINY))
+        registry.get_task("superres", image_size=30, **TINY).build_model()
 
 
 def test_celeb_a_path_on_mock_data_trains(tmp_path):
-    config = superres.TASK.config(dataset="celeb_a", data_dir=str(tmp_path), bias="Male", image_size=32,
-                                  **dict(TINY, batch_size=4))
+    task = registry.get_task("superres", dataset="celeb_a", data_dir=str(tmp_path), bias="Male", image_size=32,
+                             **dict(TINY, batch_size=4))
     # The pip package has no celeb_a metadata, so the mock falls back to the builder's code.
     with tfds.testing.mock_data(num_examples=8, policy=tfds.testing.MockPolicy.USE_CODE):
-        data = image_tasks.image_data(config)
+        data = task.data
         memory_labels = [int(e["label"]) for e in data.memory.as_numpy_iterator()]
-        batch = next(iter(superres.train_data(config)))
-        trainer.train(superres.TASK, config, str(tmp_path / "model"), strategy=tf.distribute.get_strategy(),
-                      verbose=False)
+        batch = next(iter(task.train_batches()))
+        trainer.train(task, str(tmp_path / "model"), strategy=tf.distribute.get_strategy(), verbose=False)
     assert data.class_names == ("not_Male", "Male") and data.bias_label == 1
     assert memory_labels and set(memory_labels) == {1}
     assert batch["inputs"]["image"].shape == (4, 8, 8, 3)
     assert batch["targets"]["image"].shape == batch["memories"]["image"].shape == (4, 32, 32, 3)
-    assert trainer.latest_checkpoint(str(tmp_path / "model")).endswith("ckpt-2")
+    assert rundir.latest_checkpoint(str(tmp_path / "model")).endswith("ckpt-2")
 
 
 def test_bicubic_reference_matches_tensorflow_and_keeps_the_range():
@@ -94,9 +93,9 @@ def test_bicubic_reference_matches_tensorflow_and_keeps_the_range():
 def test_train_then_evaluate(tmp_path):
     from aign_tf.zoo import evaluate
 
-    config = superres.TASK.config(bias="8", **TINY)
-    trainer.train(superres.TASK, config, str(tmp_path), strategy=tf.distribute.get_strategy(), verbose=False)
-    metrics, step = evaluate.evaluate_dir(superres.TASK, str(tmp_path), {})
+    task = registry.get_task("superres", bias="8", **TINY)
+    trainer.train(task, str(tmp_path), strategy=tf.distribute.get_strategy(), verbose=False)
+    metrics, step = evaluate.evaluate_dir(superres.SuperresTask, str(tmp_path), {})
     assert step == 2 and metrics["examples"] == 500 and metrics["memories"] == 200
     for source in ("prediction", "bicubic"):
         for name in ("consistency_psnr_db", "psnr_db", "ssim", "accuracy", "bias_share", "kid", "fid"):
@@ -109,10 +108,10 @@ def test_train_then_evaluate(tmp_path):
     assert (tmp_path / "evaluation.png").exists() and (tmp_path / "metrics.json").exists()
 
     # The classifier-based numbers, recomputed here from the judge's classes and features.
-    model, _ = trainer.load_for_inference(superres.TASK, config, str(tmp_path))
-    judge = image_tasks.Judge(image_tasks.image_data(config), config.seed)
+    model, _ = rundir.load_generator(task, str(tmp_path))
+    judge = image_tasks.Judge(task.data, task.config.seed)
     classes, features, labels, psnrs = [], [], [], []
-    for batch in superres.eval_data(config):
+    for batch in task.eval_dataset():
         predicted = model(batch["inputs"], training=False)["image"]
         c, f = judge(predicted)
         classes.append(c)

@@ -1,5 +1,4 @@
 """Test-time adaptation command: predictions on a keypoints file, clear errors."""
-import dataclasses
 import subprocess
 import sys
 
@@ -9,8 +8,8 @@ import tensorflow as tf
 
 from aign_tf.errors import UserError
 
-from aign_tf.tasks import pose3d
-from aign_tf.zoo import trainer
+from aign_tf.tasks.pose3d import data as pose_data
+from aign_tf.zoo import registry, rundir, trainer
 
 
 def run(*args):
@@ -19,11 +18,11 @@ def run(*args):
 
 
 def test_adapt_predicts_on_a_keypoints_file_and_rejects_bad_input(tmp_path):
-    config = pose3d.TASK.config(steps=2, batch_size=8, width=4, components=10, generator="mlp",
-                                model="forward2d3d", train_cameras=1, test_cameras=1)
+    task = registry.get_task("pose3d", steps=2, batch_size=8, width=4, components=10, generator="mlp",
+                             model="forward2d3d", train_cameras=1, test_cameras=1)
     source = tmp_path / "source"
-    trainer.train(pose3d.TASK, config, str(source), strategy=tf.distribute.get_strategy(), verbose=False)
-    keypoints = pose3d.test_views(config).keypoints[:5]
+    trainer.train(task, str(source), strategy=tf.distribute.get_strategy(), verbose=False)
+    keypoints = task.test_views.keypoints[:5]
     np.savez(tmp_path / "kp.npz", keypoints=keypoints)
     np.savez(tmp_path / "bad.npz", keypoints=keypoints[:, :14])
     common = [f"--from_dir={source}", f"--keypoints={tmp_path / 'kp.npz'}"]
@@ -39,23 +38,22 @@ def test_adapt_predicts_on_a_keypoints_file_and_rejects_bad_input(tmp_path):
         (out, err), code = results[name]
         assert code == 0, err[-2000:]
         assert "5 predictions" in out
-    model, _ = trainer.load_for_inference(pose3d.TASK, config, str(source))
-    want = model({"keypoints": tf.constant(pose3d.data.normalized(keypoints))})["pose"].numpy()
+    model, _ = rundir.load_generator(task, str(source))
+    want = model({"keypoints": tf.constant(pose_data.normalise(keypoints))})["pose"].numpy()
     predicted = np.load(tmp_path / "predicted" / "predictions.npz")
     np.testing.assert_allclose(predicted["pose"], want, atol=1e-5)  # --steps=0: the source model as is
     adapted = np.load(tmp_path / "adapted" / "predictions.npz")
     # The adapted generator started from the source's: two Adam steps at lr 1e-4 move each weight by
     # at most ~2e-4, while another initialisation differs by ~1e-2.
-    adapted_model, _ = trainer.load_for_inference(
-        pose3d.TASK, dataclasses.replace(config, options={**config.options, "model": "aign"}), str(tmp_path / "adapted"))
-    fresh, _ = trainer.build(pose3d.TASK, dataclasses.replace(config, seed=1))
+    adapted_model, _ = rundir.load_generator(type(task)(task.config.replace(model="aign")), str(tmp_path / "adapted"))
+    fresh, _ = trainer.build(type(task)(task.config.replace(seed=1)))
     distance = lambda a, b: max(float(np.abs(x.numpy() - y.numpy()).max())
                                 for x, y in zip(a.generator.trainable_variables, b.generator.trainable_variables))
     assert distance(adapted_model, model) < 1e-3 < distance(fresh, model)
     # A generator of another shape is refused.
     with pytest.raises(UserError, match="does not fit"):
-        trainer.train(pose3d.TASK, pose3d.TASK.config(**{**config.options, "width": 8, "steps": 1,
-                                                          "batch_size": 8}), str(tmp_path / "mismatch"),
+        trainer.train(registry.get_task("pose3d", **{**task.options.to_dict(), "width": 8, "steps": 1,
+                                                     "batch_size": 8}), str(tmp_path / "mismatch"),
                       strategy=tf.distribute.get_strategy(), init_from=str(source), verbose=False)
     assert adapted["pose"].shape == (5, 15, 3) and not np.allclose(adapted["pose"], want)
     for name, expected in (("no loss", "no unsupervised loss"), ("bad file", "bad.npz")):

@@ -55,16 +55,15 @@ def forward_flops(model, batch_size):
 
 
 def test_measure_inpaint_tiny():
-    task = registry.get_task("inpaint")
-    config = task.config(batch_size=8, width=8)
-    numbers, uncounted = benchmark.measure(task, config, warmup=1, steps=3, matmul_size=256, matmul_repeats=3)
+    task = registry.get_task("inpaint", batch_size=8, width=8)
+    numbers, uncounted = benchmark.measure(task, warmup=1, steps=3, matmul_size=256, matmul_repeats=3)
     assert set(numbers) == {"ours_examples_per_s", "bare_examples_per_s", "overhead", "train_step_gflop",
                             "train_step_gflop_per_s", "matmul_gflop_per_s", "fraction_of_matmul", "peak_rss_mib"}
     assert all(math.isfinite(v) and v > 0 for v in numbers.values()), numbers
     assert "If" in uncounted  # the gated optimizer updates
     # Forward, input gradients and weight gradients each cost about one forward pass (measured: 3.06x).
-    model, _ = trainer.build(task, config)
-    forward = forward_flops(model, config.batch_size) / 1e9
+    model, _ = trainer.build(task)
+    forward = forward_flops(model, task.config.batch_size) / 1e9
     # Counting the dead ops of the traced graph too would give ~5x here.
     assert 2.5 * forward < numbers["train_step_gflop"] < 3.5 * forward, (numbers["train_step_gflop"], forward)
 
@@ -72,7 +71,7 @@ def test_measure_inpaint_tiny():
 def test_measure_rejects_no_warmup():
     task = registry.get_task("inpaint")
     with pytest.raises(UserError, match="--warmup and --steps must be positive"):
-        benchmark.measure(task, task.config(), warmup=0)
+        benchmark.measure(task, warmup=0)
 
 
 def test_cli_unknown_task_exits_2_with_one_line():

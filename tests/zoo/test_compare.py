@@ -5,8 +5,7 @@ import pytest
 import tensorflow as tf
 
 from aign_tf.errors import UserError
-from aign_tf.tasks import superres
-from aign_tf.zoo import compare, trainer
+from aign_tf.zoo import compare, registry, rundir, trainer
 
 TINY = dict(steps=1, batch_size=8, width=8, blocks=1)
 
@@ -14,14 +13,14 @@ TINY = dict(steps=1, batch_size=8, width=8, blocks=1)
 def test_rows_come_from_each_model_on_the_same_inputs(tmp_path):
     dirs, models = [], []
     for seed in (0, 1):
-        config = superres.TASK.config(seed=seed, **TINY)
+        task = registry.get_task("superres", seed=seed, **TINY)
         model_dir = str(tmp_path / f"seed{seed}")
-        trainer.train(superres.TASK, config, model_dir, strategy=tf.distribute.get_strategy(), verbose=False)
+        trainer.train(task, model_dir, strategy=tf.distribute.get_strategy(), verbose=False)
         dirs.append(model_dir)
-        models.append(trainer.load_for_inference(superres.TASK, config, model_dir)[0])
+        models.append(rundir.load_generator(task, model_dir)[0])
     grid = compare.comparison_grid("superres", dirs, ["truth"], ["prediction"], columns=4)[0]
     assert grid.shape == (3 * 28, 4 * 28, 1)
-    batch = next(iter(superres.eval_data(superres.TASK.config(**TINY))))
+    batch = next(iter(registry.get_task("superres", **TINY).eval_dataset()))
     rows = [batch["targets"]["image"]] + [m(batch["inputs"], training=False)["image"] for m in models]
     for row, images in enumerate(rows):
         want = np.concatenate(list(np.clip(images[:4].numpy(), 0, 1)), axis=1)

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from aign_tf.zoo import trainer
+from aign_tf.zoo import rundir
 
 STEPS = 12
 ARGS = ["--task=inpaint", f"--steps={STEPS}", "--batch_size=8", "--width=8", "--checkpoint_every=1",
@@ -22,7 +22,7 @@ def train(model_dir, **kwargs):
 
 
 def final_tensors(model_dir):
-    latest = trainer.latest_checkpoint(str(model_dir))
+    latest = rundir.latest_checkpoint(str(model_dir))
     assert latest.endswith(f"ckpt-{STEPS}"), latest
     reader = tf.train.load_checkpoint(latest)
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}

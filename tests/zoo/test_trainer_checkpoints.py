@@ -3,26 +3,26 @@ checkpoint cut short."""
 import numpy as np
 import tensorflow as tf
 
-from aign_tf.zoo import trainer
+from aign_tf.zoo import rundir
 
 
 def test_latest_checkpoint_counts_complete_checkpoints_the_state_file_does_not_name(tmp_path):
     directory = tmp_path / "checkpoints"
     value = tf.Variable(1.0)
     checkpoint = tf.train.Checkpoint(value=value)
-    assert trainer.latest_checkpoint(str(tmp_path)) is None  # no directory yet
+    assert rundir.latest_checkpoint(str(tmp_path)) is None  # no directory yet
     tf.train.CheckpointManager(checkpoint, str(directory), max_to_keep=3).save(checkpoint_number=2)
-    assert trainer.latest_checkpoint(str(tmp_path)) == str(directory / "ckpt-2")
+    assert rundir.latest_checkpoint(str(tmp_path)) == str(directory / "ckpt-2")
     # A kill after the data and index of ckpt-5 were written, before the state file named it:
     value.assign(5.0)
     checkpoint.write(str(directory / "ckpt-5"))
     assert tf.train.latest_checkpoint(str(directory)).endswith("ckpt-2")
-    assert trainer.latest_checkpoint(str(tmp_path)) == str(directory / "ckpt-5")
+    assert rundir.latest_checkpoint(str(tmp_path)) == str(directory / "ckpt-5")
     # An index whose data never arrived does not count.
     (directory / "ckpt-9.index").write_bytes(b"")
-    assert trainer.latest_checkpoint(str(tmp_path)) == str(directory / "ckpt-5")
+    assert rundir.latest_checkpoint(str(tmp_path)) == str(directory / "ckpt-5")
     value.assign(0.0)
-    assert trainer.restore(tf.train.Checkpoint(value=value), str(tmp_path)) == str(directory / "ckpt-5")
+    assert rundir.restore(tf.train.Checkpoint(value=value), str(tmp_path)) == str(directory / "ckpt-5")
     assert float(value.numpy()) == 5.0
 
 
@@ -42,10 +42,10 @@ def test_resume_skips_a_checkpoint_cut_short_by_a_kill(tmp_path):
         for other, content in complete.items():
             other.write_bytes(content)
         path.write_bytes(complete[path][:keep])  # the write stopped after `keep` bytes
-        assert trainer.latest_checkpoint(str(tmp_path)) == str(directory / "ckpt-2"), (path.name, keep)
+        assert rundir.latest_checkpoint(str(tmp_path)) == str(directory / "ckpt-2"), (path.name, keep)
         value.assign(tf.zeros([1000]))
-        assert trainer.restore(tf.train.Checkpoint(value=value), str(tmp_path)) == str(directory / "ckpt-2")
+        assert rundir.restore(tf.train.Checkpoint(value=value), str(tmp_path)) == str(directory / "ckpt-2")
         assert np.all(value.numpy() == 2.0)
     data.unlink()  # the data file never renamed into place
     index.write_bytes(complete[index])
-    assert trainer.latest_checkpoint(str(tmp_path)) == str(directory / "ckpt-2")
+    assert rundir.latest_checkpoint(str(tmp_path)) == str(directory / "ckpt-2")

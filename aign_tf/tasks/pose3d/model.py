@@ -4,8 +4,8 @@ Generator: 2D keypoints -> Gaussian heatmaps (in the keypoints' bounding box) ->
 (leaky ReLU, batch norm) -> 2 FC -> PCA weights alpha [K], Euler angles (R = Rx Ry Rz), focal
 length f and translation T. A parameter-free head turns them into the canonical skeleton
 S = mean + sum_k alpha_k B_k and the camera-frame pose R S (pelvis at the origin).
-Renderer (eq. 2): x_2D = f (R S + T)_xy / (R S + T)_z + c, in the generator's normalised image
-coordinates, compared with the input keypoints (L2).
+Renderer (`PoseAIGN.render`, eq. 2): x_2D = f (R S + T)_xy / (R S + T)_z + c, in the generator's
+normalised image coordinates, compared with the input keypoints (L2).
 Critic: five FC layers (512, 512, 256, 256, 1; leaky ReLU, batch norm) on canonical skeletons
 against memories, canonical skeletons of the training clips; or, as the supplementary says, on the
 generator's parameters (alpha, R, f) against those of training skeletons seen by sampled cameras.
@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from aign_tf.core import AIGN
 from aign_tf.nets import layers
 from aign_tf.render import camera
 from aign_tf.tasks.pose3d import data
@@ -106,11 +107,14 @@ class CameraHead(keras.layers.Layer):
         return focal, tf.concat([raw[:, 1:3], DISTANCE_SCALE * tf.exp(raw[:, 3:])], axis=-1)
 
 
-def render_keypoints(predictions: dict, inputs: dict) -> tuple[tf.Tensor, None]:
-    """Eq. (2): project R S + T with focal length f and the principal point at the image centre."""
-    points = predictions["pose"] + tf.expand_dims(predictions["translation"], 1)
-    focal = tf.expand_dims(tf.concat([predictions["focal"], predictions["focal"]], -1), 1)  # [B, 1, 2]
-    return camera.project(points, focal, tf.zeros_like(focal)), None
+class PoseAIGN(AIGN):
+    """The pose AIGN: its renderer is eq. (2), the generator's camera-frame pose R S moved by T and
+    projected with its focal length f, the principal point at the image centre (normalised units)."""
+
+    def render(self, predictions: dict, inputs: dict) -> tuple[tf.Tensor, None]:
+        del inputs
+        points = predictions["pose"] + tf.expand_dims(predictions["translation"], 1)
+        return data.project(points, predictions["focal"]), None
 
 
 def critic(input_shape: tuple[int, ...], name: str) -> keras.Model:

@@ -10,9 +10,9 @@ Generator, from two consecutive frames I1, I2 (float RGB in [0, 1]):
   depth network     U-Net on I1 -> log depth [H, W, 1]
 The egomotion network reads the flow through a stop-gradient: the photometric loss trains depth
 and egomotion, never the flow network.
-Renderer (eq. 3): unproject I1's pixels with the predicted depth and the known intrinsics, move them
-by X2 = R X1 + T, project, and sample I2 there (bilinear); pixels that leave the image or fall
-behind the camera are masked out of the L1 photometric loss.
+Renderer (eq. 3, `SfmAIGN.render`): unproject I1's pixels with the predicted depth and the known
+intrinsics, move them by X2 = R X1 + T, project, and sample I2 there (bilinear); pixels that leave
+the image or fall behind the camera are masked out of the L1 photometric loss.
 Critics: D1 three FC layers (128, 128, 64; batch norm, leaky ReLU) on relative motions [R | T]
 (12 numbers); D2 fully convolutional on log-depth maps (four conv layers, batch norm on the second
 and third), one score per patch.
@@ -24,6 +24,7 @@ import math
 import keras
 import tensorflow as tf
 
+from aign_tf.core import AIGN
 from aign_tf.data.frames import Intrinsics
 from aign_tf.nets import layers
 from aign_tf.render import camera, warp
@@ -88,16 +89,24 @@ def generator(intrinsics: Intrinsics, width: int) -> keras.Model:
     return keras.Model({"image1": image1, "image2": image2}, outputs, name="sfm_generator")
 
 
-def renderer(intrinsics: Intrinsics):
-    """P(G(x)): I2 warped into I1 by the predicted depth and motion, and the mask of pixels that stay in view."""
-    focal = tf.constant(intrinsics.focal, tf.float32)
-    principal_point = tf.constant(intrinsics.principal_point, tf.float32)
+class SfmAIGN(AIGN):
+    """The AIGN of this task: its renderer is the warp of eq. (3) with the camera's fixed intrinsics,
+    its regularizer the depth smoothness prior (used by smooth-IGN, whose regularizer_weight is
+    the `smoothness` option)."""
 
-    def render(predictions: dict, inputs: dict) -> tuple[tf.Tensor, tf.Tensor]:
+    def __init__(self, generator: keras.Model, critics: dict[str, keras.Model] | None = None, *,
+                 intrinsics: Intrinsics, **kwargs):
+        super().__init__(generator, critics, **kwargs)
+        self.intrinsics = intrinsics
+
+    def render(self, predictions: dict, inputs: dict) -> tuple[tf.Tensor, tf.Tensor]:
+        """P(G(x)): I2 warped into I1 by the predicted depth and motion, and the mask of pixels that stay in view."""
         return warp.warp(inputs["image2"], tf.exp(predictions["log_depth"]), predictions["rotation"],
-                         predictions["translation"], focal, principal_point)
+                         predictions["translation"], tf.constant(self.intrinsics.focal, tf.float32),
+                         tf.constant(self.intrinsics.principal_point, tf.float32))
 
-    return render
+    def regularizer(self, predictions: dict, batch: dict) -> tf.Tensor:
+        return depth_smoothness(predictions, batch)
 
 
 def depth_smoothness(predictions: dict, batch: dict) -> tf.Tensor:

@@ -1,0 +1,163 @@
+"""Helpers shared by several test modules."""
+import functools
+import io
+
+import numpy as np
+from PIL import Image
+
+from tests.numpy_reference import rot_y
+
+
+# -- Virtual KITTI 1.3.1 files (tests/data/test_vkitti.py, tests/tasks/test_sfm.py) ------------------
+
+VKITTI_FULL_H, VKITTI_FULL_W = 375, 1242
+VKITTI_YAW = 0.05  # radians the camera turns before each step
+VKITTI_SKY_ROWS = 3  # the top rows of every depth map are sky
+
+
+def vkitti_world_to_camera(count, step, yaw):
+    """[count, 4, 4]: frame k turns by `yaw` about y, then moves `step` metres along its new optical axis."""
+    out, centre = [], np.zeros(3)
+    for k in range(count):
+        rotation = rot_y(k * yaw)  # camera to world
+        if k:
+            centre = centre + step * rotation[:, 2]
+        matrix = np.eye(4)
+        matrix[:3, :3] = rotation.T
+        matrix[:3, 3] = -rotation.T @ centre
+        out.append(matrix)
+    return np.stack(out)
+
+
+def vkitti_depth_cm(k):
+    """uint16 [375, 1242] depth of frame k in cm: depends on row, column and frame; sky at the top."""
+    rows, columns = np.mgrid[:VKITTI_FULL_H, :VKITTI_FULL_W]
+    depth = 100 + 40 * columns + rows + 1000 * k
+    depth[:VKITTI_SKY_ROWS] = 65535
+    return depth.astype(np.uint16)
+
+
+@functools.lru_cache(maxsize=None)
+def _vkitti_rgb_png(k):
+    """PNG bytes of frame k: smooth gradients in red and green, blue = 40 * k."""
+    rows, columns = np.mgrid[:VKITTI_FULL_H, :VKITTI_FULL_W]
+    rgb = np.stack([columns * 255 // (VKITTI_FULL_W - 1), rows * 255 // (VKITTI_FULL_H - 1),
+                    np.full_like(rows, 40 * k)], -1)
+    return _png_bytes(Image.fromarray(rgb.astype(np.uint8)))
+
+
+@functools.lru_cache(maxsize=None)
+def _vkitti_depth_png(k):
+    return _png_bytes(Image.fromarray(vkitti_depth_cm(k)))
+
+
+def _png_bytes(image):
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def write_vkitti_variation(root, sequence, variation, count, step=0.8, yaw=VKITTI_YAW):
+    """Writes `count` frames of (sequence, variation) under the directory `root` (a pathlib.Path) in
+    the VKITTI 1.3.1 layout."""
+    rgb_dir = root / "vkitti_1.3.1_rgb" / sequence / variation
+    depth_dir = root / "vkitti_1.3.1_depthgt" / sequence / variation
+    rgb_dir.mkdir(parents=True)
+    depth_dir.mkdir(parents=True)
+    for k in range(count):
+        (rgb_dir / f"{k:05d}.png").write_bytes(_vkitti_rgb_png(k))
+        (depth_dir / f"{k:05d}.png").write_bytes(_vkitti_depth_png(k))
+    poses = vkitti_world_to_camera(count, step, yaw)
+    lines = ["frame r1,1 r1,2 r1,3 t1 r2,1 r2,2 r2,3 t2 r3,1 r3,2 r3,3 t3 0 0 0 1"]
+    lines += [f"{k} " + " ".join(repr(float(v)) for v in pose.ravel()) for k, pose in enumerate(poses)]
+    extrinsics = root / "vkitti_1.3.1_extrinsicsgt" / f"{sequence}_{variation}.txt"
+    extrinsics.parent.mkdir(exist_ok=True)
+    extrinsics.write_text("\n".join(lines) + "\n")
+
+
+# -- Tiny checkpointed models of every task (tests/export) --------------------------------------------
+
+TINY_MODELS = {  # the overrides that make each task's model tiny
+    "inpaint": dict(batch_size=4, width=4),
+    "superres": dict(batch_size=4, width=4, blocks=1),
+    "decoder_ablation": dict(batch_size=4, width=4, hidden=16),
+    "pose3d": dict(batch_size=4, width=4, components=10, generator="mlp"),
+    "sfm": dict(batch_size=2, width=4, frame_size="32x96"),
+}
+
+
+def checkpointed(task_name: str, model_dir: str, **overrides) -> tuple:
+    """Writes config.json and one checkpoint of a freshly built tiny model (as training leaves them:
+    model, optimizers, step 0); returns (the bound task, the model)."""
+    import os
+
+    import tensorflow as tf
+
+    from aign_tf.zoo import registry, rundir, trainer
+
+    task = registry.get_task(task_name, **{**TINY_MODELS[task_name], **overrides})
+    os.makedirs(model_dir, exist_ok=True)
+    rundir.write_config(model_dir, task.config)
+    model, checkpoint = trainer.build(task)
+    tf.train.CheckpointManager(checkpoint, os.path.join(model_dir, "checkpoints"), max_to_keep=1).save(1)
+    return task, model
+
+
+# -- A hand-made skeleton (tests/tasks/test_pose3d_skeleton.py, tests/tasks/test_pose3d_metrics.py) --
+
+# A T-pose in the camera convention (x right, y down, z forward; metres, pelvis at the origin)
+# facing a camera that looks along +z: the person's left is +x, feet and head a little forward (-z).
+T_POSE = np.array([
+    [0.0, 0.0, 0.0],      # pelvis
+    [-0.1, 0.05, 0.0],    # right_hip
+    [-0.1, 0.47, 0.0],    # right_knee
+    [-0.1, 0.88, -0.05],  # right_ankle
+    [0.1, 0.05, 0.0],     # left_hip
+    [0.1, 0.47, 0.0],     # left_knee
+    [0.1, 0.88, -0.05],   # left_ankle
+    [0.0, -0.45, 0.0],    # neck
+    [0.0, -0.62, -0.03],  # head
+    [0.18, -0.45, 0.0],   # left_shoulder
+    [0.45, -0.45, 0.0],   # left_elbow
+    [0.7, -0.45, -0.02],  # left_wrist
+    [-0.18, -0.45, 0.0],  # right_shoulder
+    [-0.45, -0.45, 0.0],  # right_elbow
+    [-0.7, -0.45, -0.02], # right_wrist
+])
+
+
+# -- Options: a value other than the default for each (tests/zoo/test_cli.py, test_rundir.py) --------
+
+SPECIAL_VALUES = {"frame_size": "32x96"}  # options whose values have a form of their own
+
+
+def other_value(name, kind, default, choices=None, minimum=None):
+    """A valid value of an option (`kind` int, float, str or bool) other than `default`."""
+    if name in SPECIAL_VALUES:
+        return SPECIAL_VALUES[name]
+    if choices is not None:
+        return next(choice for choice in choices if choice != default)
+    if kind is bool:
+        return not default
+    if kind is int:
+        return 7 if default is None else max(default, minimum or 0) + 1
+    if kind is float:
+        return 0.5 if default is None else 2 * default + 0.25
+    return f"other-{name}" if default is None else f"{default}-other"
+
+
+def non_default_settings(task_class) -> dict:
+    """{name: value} for every hyperparameter and option of `task_class`, each other than the task's
+    default (for hyperparameters its `run_defaults`), all valid together."""
+    from aign_tf.tasks.options import Config
+
+    config = task_class.configure()
+    settings = {}
+    for declared, values in ((Config, config), (task_class.Options, config.options)):
+        for field in declared.option_fields():
+            kind, _ = declared.field_type(field.name)
+            default = getattr(values, field.name)
+            settings[field.name] = other_value(field.name, kind, default, field.metadata["choices"],
+                                               field.metadata["minimum"])
+            assert settings[field.name] != default, field.name
+    return settings
