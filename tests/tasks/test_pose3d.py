@@ -311,11 +311,28 @@ def test_cameras_options_set_the_number_of_views(canonical):
     assert task.config.options.train_cameras == 2 and PoseTask.configure().options.train_cameras == 8
 
 
+def test_heatmaps_are_gaussians_of_the_configured_width():
+    """A keypoint at the box centre: heatmap value exp(-d^2 / (2 sigma^2)) at d heatmap pixels away."""
+    keypoints = tf.constant([[[-1.0, -1.0], [0.0, 0.0], [1.0, 1.0]]])  # box centre (0, 0), half-size 1.1
+    for sigma in (1.0, 2.5):
+        heatmaps, box = networks.BoxHeatmaps(sigma)(keypoints)
+        centre = heatmaps.numpy()[0, :, :, 1]  # the middle keypoint sits between pixels 15 and 16
+        rows, cols = np.mgrid[:32, :32]
+        distance = np.hypot(rows + 0.5 - 16, cols + 0.5 - 16)  # heatmap pixels from the box centre
+        np.testing.assert_allclose(centre, np.exp(-0.5 * (distance / sigma) ** 2), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(box.numpy(), [[0.0, 0.0, 1.1]], rtol=1e-6)
+    wide = PoseTask(PoseTask.configure(generator="heatmap", width=2, components=10, heatmap_sigma=2.5))
+    layer = next(l for l in wide.build_model().generator.layers if isinstance(l, networks.BoxHeatmaps))
+    assert layer.sigma == 2.5 and PoseTask.configure().options.heatmap_sigma == 1.0
+    with pytest.raises(UserError, match="heatmap_sigma must be >= 0.1"):
+        PoseTask.configure(heatmap_sigma=0.0)
+
+
 # ---- 6. bad shapes ----
 
 @pytest.mark.parametrize("kind", ["mlp", "heatmap"])
 def test_wrong_joint_count_is_rejected(task, kind):
-    generator = networks.generator(task.basis, kind, 2)
+    generator = networks.generator(task.basis, kind, 2, task.options.heatmap_sigma)
     with pytest.raises(ValueError, match=r"expected shape=\(None, 15, 2\)"):
         generator({"keypoints": tf.zeros([2, 14, 2])})
 

@@ -48,6 +48,9 @@ class PoseOptions(Options):
                              unit="pixels")
     width: int = option(32, "Channels of the heatmap generator's first conv layer (doubling deeper); "
                         "its FC layers have 16 times as many units.", minimum=1)
+    heatmap_sigma: float = option(1.0, "Standard deviation of the heatmap generator's Gaussian heatmaps, "
+                                  "32 heatmap pixels across the keypoints' bounding box.", minimum=0.1,
+                                  unit="heatmap pixels")
     train_cameras: int = option(8, "Random cameras per training frame: the paired 2D-3D examples.", minimum=1)
     test_cameras: int = option(4, "Random cameras per test frame: the unlabelled inputs and the evaluation set.",
                                minimum=1)
@@ -119,7 +122,7 @@ class PoseTask(Task):
         weights = self.aign_weights()
         if o.model == "forward2d3d":
             weights["reconstruction_weight"] = 0.0
-        return networks.PoseAIGN(networks.generator(basis, o.generator, o.width), critics, **weights)
+        return networks.PoseAIGN(networks.generator(basis, o.generator, o.width, o.heatmap_sigma), critics, **weights)
 
     # -- data ------------------------------------------------------------------------------------
 

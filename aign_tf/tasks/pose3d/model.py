@@ -23,14 +23,20 @@ from aign_tf.tasks.pose3d import data
 from aign_tf.tasks.pose3d.skeleton import PoseBasis
 
 HEATMAP_SIZE = 32
-HEATMAP_SIGMA = 1.0  # heatmap pixels
 FOCAL_SCALE = 650.0 / (data.IMAGE_SIZE / 2)  # typical focal length in normalised units
 DISTANCE_SCALE = 5.0  # metres
 
 
 class BoxHeatmaps(keras.layers.Layer):
-    """[B, J, 2] keypoints -> ([B, S, S, J] Gaussian heatmaps in the keypoints' square bounding box,
-    [B, 3] box centre and half-size in image coordinates)."""
+    """[B, J, 2] keypoints -> ([B, S, S, J] Gaussian heatmaps of standard deviation `sigma` (heatmap
+    pixels) in the keypoints' square bounding box, [B, 3] box centre and half-size in image coordinates)."""
+
+    def __init__(self, sigma: float, **kwargs):
+        super().__init__(**kwargs)
+        self.sigma = float(sigma)
+
+    def get_config(self):
+        return {**super().get_config(), "sigma": self.sigma}
 
     def call(self, keypoints):
         low, high = tf.reduce_min(keypoints, axis=1), tf.reduce_max(keypoints, axis=1)
@@ -38,7 +44,7 @@ class BoxHeatmaps(keras.layers.Layer):
         half = tf.maximum(tf.reduce_max(high - low, axis=-1, keepdims=True) / 2, 1e-3) * 1.1
         inside = (keypoints - tf.expand_dims(centre, 1)) / tf.expand_dims(half, 1)  # [-1, 1]
         grid = (tf.range(HEATMAP_SIZE, dtype=tf.float32) + 0.5) / HEATMAP_SIZE * 2 - 1
-        scale = HEATMAP_SIZE / 2 / HEATMAP_SIGMA
+        scale = HEATMAP_SIZE / 2 / self.sigma
         dx = tf.expand_dims(grid, 0)[:, tf.newaxis, :, tf.newaxis] - inside[:, tf.newaxis, tf.newaxis, :, 0]
         dy = tf.expand_dims(grid, 0)[:, :, tf.newaxis, tf.newaxis] - inside[:, tf.newaxis, tf.newaxis, :, 1]
         heatmaps = tf.exp(-0.5 * (tf.square(dx) + tf.square(dy)) * scale ** 2)
@@ -60,10 +66,10 @@ class SkeletonHead(keras.layers.Layer):
         return shape, tf.einsum("bij,bkj->bki", rotation, shape)
 
 
-def generator(basis: PoseBasis, kind: str = "heatmap", width: int = 64) -> keras.Model:
+def generator(basis: PoseBasis, kind: str, width: int, heatmap_sigma: float) -> keras.Model:
     keypoints = keras.Input((basis.mean.shape[0] // 3, 2), name="keypoints")
     if kind == "heatmap":
-        heatmaps, box = BoxHeatmaps()(keypoints)
+        heatmaps, box = BoxHeatmaps(heatmap_sigma)(keypoints)
         x = heatmaps
         for i in range(8):  # 32 -> 16 -> 8 -> 4, two convs per resolution
             x = layers.conv(x, width * 2 ** (i // 2), kernel=3, strides=2 if i % 2 else 1)
