@@ -161,3 +161,118 @@ def non_default_settings(task_class) -> dict:
                                                field.metadata["minimum"])
             assert settings[field.name] != default, field.name
     return settings
+
+
+# -- Virtual KITTI read at a small size (tests/data/test_vkitti.py, tests/data/test_bad_data.py) -----
+
+VKITTI_HEIGHT, VKITTI_WIDTH = 64, 192
+
+
+def load_vkitti(root, sequences=("0001",), **kwargs):
+    from aign_tf.data import vkitti
+
+    return vkitti.load_pairs(str(root), sequences, height=VKITTI_HEIGHT, width=VKITTI_WIDTH, **kwargs)
+
+
+# -- Human3.6M files in VideoPose3D's format (tests/data/test_h36m.py, tests/data/test_bad_data.py) --
+
+H36M_SUBJECTS = ("S1", "S5", "S6", "S7", "S8", "S9", "S11")
+H36M_LENGTHS = {"Walking": 10, "Directions 1": 7}
+H36M_METADATA = {
+    "layout_name": "h36m",
+    "num_joints": 17,
+    "keypoints_symmetry": [[4, 5, 6, 11, 12, 13], [1, 2, 3, 14, 15, 16]],
+}
+
+
+def h36m_value_3d(subject_index, t, j, c):
+    """Encodes subject, frame, marker and axis in metres (all below 20 m)."""
+    return subject_index + t * 0.1 + j * 0.001 + c * 0.0001
+
+
+def h36m_value_2d(camera, t, j, c):
+    return 100.0 * camera + t + j * 0.01 + c * 0.001
+
+
+def make_h36m_3d(lengths=H36M_LENGTHS, joints=32):
+    out = {}
+    for s, subject in enumerate(H36M_SUBJECTS):
+        out[subject] = {}
+        for action, length in lengths.items():
+            t, j, c = np.meshgrid(np.arange(length), np.arange(joints), np.arange(3), indexing="ij")
+            out[subject][action] = h36m_value_3d(s, t, j, c).astype(np.float32)
+    return out
+
+
+def make_h36m_2d(lengths=H36M_LENGTHS, extra=2, joints=17):
+    out = {}
+    for subject in H36M_SUBJECTS:
+        out[subject] = {}
+        for action, length in lengths.items():
+            t, j, c = np.meshgrid(np.arange(length + extra), np.arange(joints), np.arange(2), indexing="ij")
+            out[subject][action] = [h36m_value_2d(cam, t, j, c).astype(np.float32) for cam in range(4)]
+    return out
+
+
+def save_npz(path, **arrays):
+    np.savez_compressed(path, **arrays)
+    return str(path)
+
+
+# -- Fashion-MNIST IDX files (tests/data/test_images.py, tests/data/test_bad_data.py) ----------------
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    magic = 0x00000800 | array.ndim
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def write_fashion_mnist(directory, rng, n_train=6, n_test=3, gz=False, train_labels=None):
+    """Writes the four Fashion-MNIST IDX files and returns the arrays they hold."""
+    import gzip
+    import os
+
+    from aign_tf.data import images as images_lib
+
+    os.makedirs(directory, exist_ok=True)
+    if train_labels is None:
+        train_labels = np.arange(n_train) % 10
+    arrays = {
+        "train_images": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "train_labels": np.asarray(train_labels, dtype=np.uint8),
+        "test_images": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "test_labels": (np.arange(n_test, dtype=np.uint8) + 1) % 10,
+    }
+    for key, array in arrays.items():
+        path = os.path.join(directory, images_lib.FASHION_MNIST_FILES[key])
+        if gz:
+            with gzip.open(path + ".gz", "wb") as f:
+                f.write(idx_bytes(array))
+        else:
+            with open(path, "wb") as f:
+                f.write(idx_bytes(array))
+    return arrays
+
+
+# -- DeepMimic clips (tests/data/test_deepmimic.py, tests/data/test_bad_data.py) ---------------------
+
+def copy_deepmimic_motions(tmp_path):
+    """Copies the shipped clips to `tmp_path`/motions (a pathlib.Path) and returns that directory."""
+    import shutil
+
+    from aign_tf.data import deepmimic
+
+    directory = tmp_path / "motions"
+    shutil.copytree(deepmimic.MOTIONS_DIR, directory)
+    return directory
+
+
+# -- Jacobian check (tests/render/test_camera.py, tests/render/test_warp.py) --------------------------
+
+def assert_jacobians_close(function, inputs, atol=1e-6):
+    """Theoretical vs numerical Jacobians of `function` at float64 `inputs`."""
+    import tensorflow as tf
+
+    theoretical, numerical = tf.test.compute_gradient(function, inputs)
+    for analytic, finite_difference in zip(theoretical, numerical):
+        np.testing.assert_allclose(analytic, finite_difference, atol=atol)

@@ -14,11 +14,9 @@ from PIL import Image
 
 from aign_tf.data import deepmimic, driving, h36m, images
 from aign_tf.errors import UserError
-from tests.data.test_deepmimic import _copy_motions
-from tests.data.test_h36m import METADATA, make_2d, make_3d, save
-from tests.data.test_images import _idx_bytes, _write_fashion
-from tests.data.test_vkitti import FULL_H, FULL_W, write_variation
-from tests.data.test_vkitti import load as load_vkitti
+from tests.testing import H36M_METADATA, VKITTI_FULL_H, VKITTI_FULL_W, copy_deepmimic_motions, idx_bytes
+from tests.testing import load_vkitti, make_h36m_2d, make_h36m_3d, save_npz, write_fashion_mnist
+from tests.testing import write_vkitti_variation
 
 SEED = 1234
 ERROR = object()  # what `attempt` returns when the reader raised a clean UserError
@@ -88,7 +86,7 @@ def same_arrays(a, b):
 @pytest.mark.parametrize("gz", [False, True])
 def test_idx_files(tmp_path, gz):
     rng = np.random.default_rng(SEED)
-    arrays = _write_fashion(str(tmp_path), rng, gz=gz)
+    arrays = write_fashion_mnist(str(tmp_path), rng, gz=gz)
     for key, magic in (("train_images", images.IDX_IMAGES_MAGIC), ("test_labels", images.IDX_LABELS_MAGIC)):
         path = os.path.join(str(tmp_path), images.FASHION_MNIST_FILES[key] + (".gz" if gz else ""))
         header = open(path, "rb").read()[:4 + 4 * arrays[key].ndim]
@@ -111,10 +109,10 @@ def test_idx_files(tmp_path, gz):
     ("test_labels", np.full(3, 10, np.uint8)),  # labels beyond the 10 classes
 ])
 def test_fashion_mnist_arrays_of_the_wrong_shape(tmp_path, key, array):
-    _write_fashion(str(tmp_path), np.random.default_rng(SEED))
+    write_fashion_mnist(str(tmp_path), np.random.default_rng(SEED))
     path = os.path.join(str(tmp_path), images.FASHION_MNIST_FILES[key])
     with open(path, "wb") as f:
-        f.write(_idx_bytes(array))
+        f.write(idx_bytes(array))
     expect_error(path, f"holding {array.shape}", lambda: images.load_image_data("fashion_mnist", str(tmp_path)))
 
 
@@ -135,8 +133,8 @@ def test_damaged_celeb_a_directory(tmp_path):
 
 def test_h36m_files(tmp_path):
     rng = np.random.default_rng(SEED)
-    path_3d = save(tmp_path / "data_3d_h36m.npz", positions_3d=make_3d())
-    path_2d = save(tmp_path / "data_2d_h36m_gt.npz", positions_2d=make_2d(), metadata=METADATA)
+    path_3d = save_npz(tmp_path / "data_3d_h36m.npz", positions_3d=make_h36m_3d())
+    path_2d = save_npz(tmp_path / "data_2d_h36m_gt.npz", positions_2d=make_h36m_2d(), metadata=H36M_METADATA)
     clean = h36m.load_h36m(path_3d, path_2d)
 
     def read():
@@ -155,25 +153,25 @@ def _with(positions, subject, action, value):
 
 
 @pytest.mark.parametrize("which, positions", [
-    ("3d", _with(make_3d(), "S1", "Walking", np.full((10, 32, 3), np.nan, np.float32))),
-    ("3d", _with(make_3d(), "S5", "Walking", np.full((10, 32, 3), np.inf, np.float32))),
-    ("3d", _with(make_3d(), "S6", "Walking", np.zeros((10, 15, 3), np.float32))),  # wrong joint count
-    ("3d", _with(make_3d(), "S7", "Walking", np.zeros((10, 32, 2), np.float32))),
-    ("3d", _with(make_3d(), "S8", "Walking", np.full((10, 32, 3), "x"))),
-    ("3d", _with(make_3d(), "S1", "Walking", np.zeros((10, 32, 3), np.complex64))),
-    ("3d", _with(make_3d(), "S1", "Walking", [[0.0] * 3] * 32)),
+    ("3d", _with(make_h36m_3d(), "S1", "Walking", np.full((10, 32, 3), np.nan, np.float32))),
+    ("3d", _with(make_h36m_3d(), "S5", "Walking", np.full((10, 32, 3), np.inf, np.float32))),
+    ("3d", _with(make_h36m_3d(), "S6", "Walking", np.zeros((10, 15, 3), np.float32))),  # wrong joint count
+    ("3d", _with(make_h36m_3d(), "S7", "Walking", np.zeros((10, 32, 2), np.float32))),
+    ("3d", _with(make_h36m_3d(), "S8", "Walking", np.full((10, 32, 3), "x"))),
+    ("3d", _with(make_h36m_3d(), "S1", "Walking", np.zeros((10, 32, 3), np.complex64))),
+    ("3d", _with(make_h36m_3d(), "S1", "Walking", [[0.0] * 3] * 32)),
     ("3d", {"S1": "not a dict of actions"}),
-    ("2d", _with(make_2d(), "S1", "Walking", [np.full((12, 17, 2), np.nan, np.float32)] * 4)),
-    ("2d", _with(make_2d(), "S5", "Walking", [np.zeros((12, 15, 2), np.float32)] * 4)),  # wrong joint count
-    ("2d", _with(make_2d(), "S6", "Walking", [np.zeros((12, 17, 3), np.float32)] * 4)),
-    ("2d", _with(make_2d(), "S7", "Walking", [np.full((12, 17, 2), "x")] * 4)),
-    ("2d", _with(make_2d(), "S8", "Walking", [np.zeros((12, 17, 2), bool)] * 4)),
-    ("2d", _with(make_2d(), "S1", "Walking", [None] * 4)),
+    ("2d", _with(make_h36m_2d(), "S1", "Walking", [np.full((12, 17, 2), np.nan, np.float32)] * 4)),
+    ("2d", _with(make_h36m_2d(), "S5", "Walking", [np.zeros((12, 15, 2), np.float32)] * 4)),  # wrong joint count
+    ("2d", _with(make_h36m_2d(), "S6", "Walking", [np.zeros((12, 17, 3), np.float32)] * 4)),
+    ("2d", _with(make_h36m_2d(), "S7", "Walking", [np.full((12, 17, 2), "x")] * 4)),
+    ("2d", _with(make_h36m_2d(), "S8", "Walking", [np.zeros((12, 17, 2), bool)] * 4)),
+    ("2d", _with(make_h36m_2d(), "S1", "Walking", [None] * 4)),
 ])
 def test_h36m_arrays_of_the_wrong_shape_or_values(tmp_path, which, positions):
-    path_3d = save(tmp_path / "data_3d_h36m.npz", positions_3d=positions if which == "3d" else make_3d())
-    path_2d = save(tmp_path / "data_2d_h36m_gt.npz", positions_2d=positions if which == "2d" else make_2d(),
-                   metadata=METADATA)
+    path_3d = save_npz(tmp_path / "data_3d_h36m.npz", positions_3d=positions if which == "3d" else make_h36m_3d())
+    path_2d = save_npz(tmp_path / "data_2d_h36m_gt.npz", positions_2d=positions if which == "2d" else make_h36m_2d(),
+                   metadata=H36M_METADATA)
     expect_error(path_3d if which == "3d" else path_2d, "holding bad arrays", lambda: h36m.load_h36m(path_3d, path_2d))
 
 
@@ -184,7 +182,7 @@ def _write_keypoints(path, poses):
     elif path.endswith(".npy"):
         np.save(path, poses)
     else:
-        save(path, keypoints=poses)
+        save_npz(path, keypoints=poses)
 
 
 @pytest.mark.parametrize("name", ["kp.npz", "kp.npy", "kp.json"])
@@ -234,7 +232,7 @@ def test_keypoint_json_of_the_wrong_structure(tmp_path, text):
 
 def test_vkitti_files(tmp_path):
     rng = np.random.default_rng(SEED)
-    write_variation(tmp_path, "0001", "clone", 3)
+    write_vkitti_variation(tmp_path, "0001", "clone", 3)
     clean = load_vkitti(tmp_path)
     shapes = {key: (value.shape, value.dtype) for key, value in clean.items()}
 
@@ -251,22 +249,22 @@ def test_vkitti_files(tmp_path):
 
 
 @pytest.mark.parametrize("name, image", [
-    ("vkitti_1.3.1_rgb/0001/clone/00001.png", np.zeros((FULL_H, FULL_W, 4), np.uint8)),  # RGBA
-    ("vkitti_1.3.1_rgb/0001/clone/00002.png", np.zeros((FULL_H, FULL_W), np.uint8)),  # greyscale
-    ("vkitti_1.3.1_rgb/0001/clone/00001.png", np.zeros((FULL_H, FULL_W), np.uint16)),
+    ("vkitti_1.3.1_rgb/0001/clone/00001.png", np.zeros((VKITTI_FULL_H, VKITTI_FULL_W, 4), np.uint8)),  # RGBA
+    ("vkitti_1.3.1_rgb/0001/clone/00002.png", np.zeros((VKITTI_FULL_H, VKITTI_FULL_W), np.uint8)),  # greyscale
+    ("vkitti_1.3.1_rgb/0001/clone/00001.png", np.zeros((VKITTI_FULL_H, VKITTI_FULL_W), np.uint16)),
     ("vkitti_1.3.1_rgb/0001/clone/00002.png", np.zeros((100, 40, 3), np.uint8)),  # another size mid-sequence
-    ("vkitti_1.3.1_depthgt/0001/clone/00001.png", np.zeros((FULL_H, FULL_W, 3), np.uint8)),
-    ("vkitti_1.3.1_depthgt/0001/clone/00002.png", np.zeros((FULL_H - 1, FULL_W), np.uint16)),
+    ("vkitti_1.3.1_depthgt/0001/clone/00001.png", np.zeros((VKITTI_FULL_H, VKITTI_FULL_W, 3), np.uint8)),
+    ("vkitti_1.3.1_depthgt/0001/clone/00002.png", np.zeros((VKITTI_FULL_H - 1, VKITTI_FULL_W), np.uint16)),
 ])
 def test_vkitti_frames_of_the_wrong_size_or_channels(tmp_path, name, image):
-    write_variation(tmp_path, "0001", "clone", 3)
+    write_vkitti_variation(tmp_path, "0001", "clone", 3)
     Image.fromarray(image).save(tmp_path / name)
     expect_error(tmp_path / name, f"holding {image.dtype} {image.shape}", lambda: load_vkitti(tmp_path))
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0x10", "1e999"])
 def test_vkitti_extrinsics_with_non_finite_values(tmp_path, value):
-    write_variation(tmp_path, "0001", "clone", 3)
+    write_vkitti_variation(tmp_path, "0001", "clone", 3)
     path = tmp_path / "vkitti_1.3.1_extrinsicsgt/0001_clone.txt"
     lines = path.read_text().splitlines()
     values = lines[2].split()
@@ -277,7 +275,7 @@ def test_vkitti_extrinsics_with_non_finite_values(tmp_path, value):
 
 @pytest.mark.parametrize("matrix", [np.zeros((4, 4)), np.ones((4, 4)), np.diag([1.0, 1.0, 0.0, 1.0])])
 def test_vkitti_extrinsics_that_are_no_camera_pose(tmp_path, matrix):
-    write_variation(tmp_path, "0001", "clone", 3)
+    write_vkitti_variation(tmp_path, "0001", "clone", 3)
     path = tmp_path / "vkitti_1.3.1_extrinsicsgt/0001_clone.txt"
     lines = path.read_text().splitlines()
     lines[2] = "1 " + " ".join(str(v) for v in matrix.ravel())
@@ -289,7 +287,7 @@ def test_vkitti_extrinsics_that_are_no_camera_pose(tmp_path, matrix):
 
 
 def test_deepmimic_clip_files(tmp_path):
-    directory = _copy_motions(tmp_path)
+    directory = copy_deepmimic_motions(tmp_path)
     clean = deepmimic.load_clips(["run"], str(directory))["run"].joints
 
     def valid(result, damaged):  # zip CRCs
@@ -304,7 +302,7 @@ def test_deepmimic_clip_files(tmp_path):
     np.zeros((1, 15, 3), np.float32), np.zeros((5, 15, 3), "<U3"), np.zeros(()),
 ], ids=lambda joints: f"{joints.dtype}{list(joints.shape)}")
 def test_deepmimic_clip_arrays_of_the_wrong_shape_or_values(tmp_path, joints):
-    directory = _copy_motions(tmp_path)
+    directory = copy_deepmimic_motions(tmp_path)
     with np.load(directory / "roll.npz") as data:
         contents = {key: data[key] for key in data.files}
     np.savez_compressed(directory / "roll.npz", **{**contents, "joints": joints})

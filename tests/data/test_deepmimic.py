@@ -2,13 +2,13 @@
 import importlib.util
 import os
 import re
-import shutil
 
 import numpy as np
 import pytest
 
 from aign_tf.data import deepmimic as dm
 from aign_tf.errors import UserError
+from tests.testing import copy_deepmimic_motions
 
 FRAMES = {
     "backflip": 53, "cartwheel": 82, "crawl": 89, "dance_a": 49, "dance_b": 77,
@@ -116,12 +116,6 @@ def test_split_rejects_bad_test_clips(bad):
         dm.clip_split(test_clips=bad)
 
 
-def _copy_motions(tmp_path):
-    directory = tmp_path / "motions"
-    shutil.copytree(dm.MOTIONS_DIR, directory)
-    return directory
-
-
 def _raises_naming(path, **kwargs):
     with pytest.raises(UserError, match=re.escape(str(path))) as info:
         dm.load_clips(**kwargs)
@@ -129,13 +123,13 @@ def _raises_naming(path, **kwargs):
 
 
 def test_missing_clip_file(tmp_path):
-    directory = _copy_motions(tmp_path)
+    directory = copy_deepmimic_motions(tmp_path)
     os.remove(directory / "kick.npz")
     _raises_naming(directory / "kick.npz", directory=str(directory))
 
 
 def test_corrupt_clip_file(tmp_path):
-    directory = _copy_motions(tmp_path)
+    directory = copy_deepmimic_motions(tmp_path)
     (directory / "walk.npz").write_bytes(b"not a zip file at all")
     _raises_naming(directory / "walk.npz", directory=str(directory))
     raw = (directory / "run.npz").read_bytes()
@@ -154,7 +148,7 @@ def test_corrupt_clip_file(tmp_path):
     ],
 )
 def test_wrong_clip_contents(tmp_path, change):
-    directory = _copy_motions(tmp_path)
+    directory = copy_deepmimic_motions(tmp_path)
     with np.load(directory / "punch.npz") as data:
         contents = {k: data[k] for k in data.files}
     contents.update(change)
@@ -163,7 +157,7 @@ def test_wrong_clip_contents(tmp_path, change):
 
 
 def test_clip_file_lacking_arrays(tmp_path):
-    directory = _copy_motions(tmp_path)
+    directory = copy_deepmimic_motions(tmp_path)
     np.savez_compressed(directory / "spin.npz", joints=np.zeros((3, 15, 3), np.float32))
     _raises_naming(directory / "spin.npz", names=["spin"], directory=str(directory))
 

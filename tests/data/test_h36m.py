@@ -7,49 +7,8 @@ import pytest
 
 from aign_tf.data import h36m
 from aign_tf.errors import UserError
-
-SUBJECTS = ("S1", "S5", "S6", "S7", "S8", "S9", "S11")
-LENGTHS = {"Walking": 10, "Directions 1": 7}
-METADATA = {
-    "layout_name": "h36m",
-    "num_joints": 17,
-    "keypoints_symmetry": [[4, 5, 6, 11, 12, 13], [1, 2, 3, 14, 15, 16]],
-}
-
-
-def value_3d(subject_index, t, j, c):
-    """Encodes subject, frame, marker and axis in metres (all below 20 m)."""
-    return subject_index + t * 0.1 + j * 0.001 + c * 0.0001
-
-
-def value_2d(camera, t, j, c):
-    return 100.0 * camera + t + j * 0.01 + c * 0.001
-
-
-def make_3d(lengths=LENGTHS, joints=32):
-    out = {}
-    for s, subject in enumerate(SUBJECTS):
-        out[subject] = {}
-        for action, length in lengths.items():
-            t, j, c = np.meshgrid(np.arange(length), np.arange(joints), np.arange(3), indexing="ij")
-            out[subject][action] = value_3d(s, t, j, c).astype(np.float32)
-    return out
-
-
-def make_2d(lengths=LENGTHS, extra=2, joints=17):
-    out = {}
-    for subject in SUBJECTS:
-        out[subject] = {}
-        for action, length in lengths.items():
-            t, j, c = np.meshgrid(np.arange(length + extra), np.arange(joints), np.arange(2), indexing="ij")
-            out[subject][action] = [value_2d(cam, t, j, c).astype(np.float32) for cam in range(4)]
-    return out
-
-
-def save(path, **arrays):
-    np.savez_compressed(path, **arrays)
-    return str(path)
-
+from tests.testing import H36M_METADATA as METADATA, make_h36m_2d as make_2d, make_h36m_3d as make_3d
+from tests.testing import save_npz as save
 
 @pytest.fixture
 def files(tmp_path):

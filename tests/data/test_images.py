@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from aign_tf.data import images as images_lib
 from aign_tf.errors import UserError
+from tests.testing import idx_bytes, write_fashion_mnist
 
 
 def _arrays(ds: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -178,37 +179,9 @@ def test_lfw_image_size_resizes():
 # ---------------------------------------------------------------- Fashion-MNIST IDX files
 
 
-def _idx_bytes(array: np.ndarray) -> bytes:
-    magic = 0x00000800 | array.ndim
-    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    return header + array.astype(np.uint8).tobytes()
-
-
-def _write_fashion(directory, rng, n_train=6, n_test=3, gz=False, train_labels=None):
-    """Writes the four Fashion-MNIST IDX files and returns the arrays they hold."""
-    os.makedirs(directory, exist_ok=True)
-    if train_labels is None:
-        train_labels = np.arange(n_train) % 10
-    arrays = {
-        "train_images": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-        "train_labels": np.asarray(train_labels, dtype=np.uint8),
-        "test_images": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-        "test_labels": (np.arange(n_test, dtype=np.uint8) + 1) % 10,
-    }
-    for key, array in arrays.items():
-        path = os.path.join(directory, images_lib.FASHION_MNIST_FILES[key])
-        if gz:
-            with gzip.open(path + ".gz", "wb") as f:
-                f.write(_idx_bytes(array))
-        else:
-            with open(path, "wb") as f:
-                f.write(_idx_bytes(array))
-    return arrays
-
-
 @pytest.mark.parametrize("gz", [False, True])
 def test_fashion_mnist_reads_idx_files_exactly(tmp_path, gz):
-    arrays = _write_fashion(str(tmp_path), np.random.default_rng(3), gz=gz)
+    arrays = write_fashion_mnist(str(tmp_path), np.random.default_rng(3), gz=gz)
     data = images_lib.load_image_data("fashion_mnist", str(tmp_path))
     assert data.class_names[1] == "Trouser" and len(data.class_names) == 10
     assert data.image_shape == (28, 28, 1)
@@ -227,7 +200,7 @@ def test_fashion_mnist_reads_idx_files_exactly(tmp_path, gz):
 
 def test_fashion_mnist_bias(tmp_path):
     train_labels = [0, 1, 8, 8, 2, 1, 1, 3]  # train part: the first four; memory part: the rest
-    _write_fashion(str(tmp_path), np.random.default_rng(4), n_train=8, train_labels=train_labels)
+    write_fashion_mnist(str(tmp_path), np.random.default_rng(4), n_train=8, train_labels=train_labels)
     data = images_lib.load_image_data("fashion_mnist", str(tmp_path), bias="Trouser")
     _, labels = _arrays(data.memory)
     assert labels.tolist() == [1, 1] and data.sizes == {"train": 4, "test": 3, "memory": 2}
@@ -242,12 +215,12 @@ def test_read_idx_roundtrip_gz(tmp_path):
     array = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
     path = str(tmp_path / "x-idx3-ubyte.gz")
     with gzip.open(path, "wb") as f:
-        f.write(_idx_bytes(array))
+        f.write(idx_bytes(array))
     np.testing.assert_array_equal(images_lib.read_idx(path, images_lib.IDX_IMAGES_MAGIC), array)
 
 
 def test_fashion_mnist_corrupt_magic_names_the_file(tmp_path):
-    _write_fashion(str(tmp_path), np.random.default_rng(5))
+    write_fashion_mnist(str(tmp_path), np.random.default_rng(5))
     path = os.path.join(str(tmp_path), "train-labels-idx1-ubyte")
     raw = bytearray(open(path, "rb").read())
     raw[3] = 0x03  # a labels file claiming to be images
@@ -258,7 +231,7 @@ def test_fashion_mnist_corrupt_magic_names_the_file(tmp_path):
 
 @pytest.mark.parametrize("gz", [False, True])
 def test_fashion_mnist_truncated_file_names_the_file(tmp_path, gz):
-    _write_fashion(str(tmp_path), np.random.default_rng(6), gz=gz)
+    write_fashion_mnist(str(tmp_path), np.random.default_rng(6), gz=gz)
     path = os.path.join(str(tmp_path), "t10k-images-idx3-ubyte" + (".gz" if gz else ""))
     raw = open(path, "rb").read()
     if gz:
@@ -269,7 +242,7 @@ def test_fashion_mnist_truncated_file_names_the_file(tmp_path, gz):
 
 
 def test_fashion_mnist_broken_gzip_names_the_file(tmp_path):
-    _write_fashion(str(tmp_path), np.random.default_rng(7), gz=True)
+    write_fashion_mnist(str(tmp_path), np.random.default_rng(7), gz=True)
     path = os.path.join(str(tmp_path), "train-images-idx3-ubyte.gz")
     raw = open(path, "rb").read()
     open(path, "wb").write(raw[: len(raw) // 2])
@@ -281,7 +254,7 @@ def test_fashion_mnist_missing_directory_and_file(tmp_path):
     missing = str(tmp_path / "nowhere")
     with pytest.raises(UserError, match=f"directory {missing} does not exist"):
         images_lib.load_image_data("fashion_mnist", missing)
-    _write_fashion(str(tmp_path), np.random.default_rng(8))
+    write_fashion_mnist(str(tmp_path), np.random.default_rng(8))
     os.remove(os.path.join(str(tmp_path), "t10k-labels-idx1-ubyte"))
     with pytest.raises(UserError, match=r"t10k-labels-idx1-ubyte\[\.gz\] not found"):
         images_lib.load_image_data("fashion_mnist", str(tmp_path))

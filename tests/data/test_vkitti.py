@@ -8,13 +8,9 @@ from aign_tf.errors import UserError
 from tests.numpy_reference import rot_y
 from tests.testing import VKITTI_FULL_H as FULL_H, VKITTI_FULL_W as FULL_W, VKITTI_SKY_ROWS as SKY_ROWS
 from tests.testing import VKITTI_YAW as YAW, vkitti_depth_cm as depth_cm, write_vkitti_variation as write_variation
+from tests.testing import VKITTI_HEIGHT as HEIGHT, VKITTI_WIDTH as WIDTH, load_vkitti as load
 
-HEIGHT, WIDTH = 64, 192
 DEPTH_CLONE = "vkitti_1.3.1_depthgt/0001/clone"
-
-
-def load(root, sequences=("0001",), **kwargs):
-    return vkitti.load_pairs(str(root), sequences, height=HEIGHT, width=WIDTH, **kwargs)
 
 
 def nearest(count, source):

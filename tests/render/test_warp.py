@@ -7,13 +7,7 @@ import tensorflow as tf
 
 from aign_tf.errors import UserError
 from aign_tf.render import camera, warp
-
-
-def assert_jacobians_close(function, inputs, atol=1e-6):
-    """Theoretical vs numerical Jacobians of `function` at float64 `inputs`."""
-    theoretical, numerical = tf.test.compute_gradient(function, inputs)
-    for analytic, finite_difference in zip(theoretical, numerical):
-        np.testing.assert_allclose(analytic, finite_difference, atol=atol)
+from tests.testing import assert_jacobians_close
 
 
 def numpy_bilinear(image, x, y):
