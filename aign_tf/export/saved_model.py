@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from aign_tf import files
 from aign_tf.core import AIGN
 from aign_tf.errors import UserError
 from aign_tf.export import tflite
@@ -117,7 +118,7 @@ def export(task_class: type[Task], model_dir: str, out: str, version: int | None
             inputs = example_inputs(loaded, metadata["signatures"], batch_size=2)
             metadata["tflite"] = {"file": tflite.FILENAME, "inputs": "random over example_range, batch 2, seed 0",
                                   "max_abs_difference": compare_with_tflite(loaded, path, inputs)}
-        rundir.write_json(os.path.join(staging, "export.json"), metadata)
+        files.write_json(os.path.join(staging, "export.json"), metadata)
         os.chmod(staging, 0o755)  # mkdtemp made it private; a server under another user must read it
         os.rename(staging, final)
     except BaseException:

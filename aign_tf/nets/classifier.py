@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from aign_tf import files
 from aign_tf.data.images import ImageData, cache_dir
 
 
@@ -52,7 +53,7 @@ def trained_classifier(data: ImageData, *, seed: int = 0, epochs: int = 8) -> tu
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         model.fit(train_x, train_y, batch_size=64, epochs=epochs, verbose=0)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        model.save(path + ".tmp.keras")
-        os.replace(path + ".tmp.keras", path)
+        with files.replaced(path) as temporary:
+            model.save(temporary)
     accuracy = float(np.mean(np.argmax(model.predict(test_x, verbose=0), axis=1) == test_y))
     return model, accuracy

@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
+from aign_tf import files
 from aign_tf.errors import UserError
 from aign_tf.zoo import cli, rundir, trainer
 
@@ -53,8 +54,8 @@ def main(argv: list[str]) -> None:
         model, _ = rundir.load_generator(task, from_dir)
     predicted = task.predict(model)
     path = os.path.join(model_dir, "predictions.npz")
-    np.savez_compressed(path + ".tmp.npz", **predicted)
-    os.replace(path + ".tmp.npz", path)
+    with files.replaced(path) as temporary:
+        np.savez_compressed(temporary, **predicted)
     print(f"{len(predicted['pose'])} predictions -> {path}; mean reprojection error "
           f"{predicted['reprojection_px'].mean():.2f} px")
 

@@ -40,6 +40,7 @@ import time
 import tensorflow as tf
 from absl import flags
 
+from aign_tf import files
 from aign_tf.core import AIGN, losses
 from aign_tf.errors import UserError
 from aign_tf.tasks.base import Task
@@ -202,7 +203,7 @@ def main(argv: list[str]) -> None:
     print(f"FLOPs not counted by TF's profiler (no FLOPs stat; If = gated optimizer updates): "
           f"{', '.join(uncounted) or 'none'}")
     if FLAGS.out:
-        rundir.write_json(FLAGS.out, {
+        files.write_json(FLAGS.out, {
             "task": task.name, "date": datetime.date.today().isoformat(), "config": task.config.to_dict(),
             "warmup": FLAGS.warmup, "timed_steps": steps, "cpu_count": os.cpu_count(), "devices": devices,
             "numbers": numbers, "flops_not_counted": uncounted})

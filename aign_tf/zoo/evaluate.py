@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import os
 
+from aign_tf import files
 from aign_tf.errors import UserError
 from aign_tf.tasks.base import Task
 from aign_tf.zoo import cli, pictures, rundir
@@ -40,7 +41,7 @@ def evaluate_dir(task_class: type[Task], model_dir: str, options: dict) -> tuple
     grids = task.images(model, next(iter(task.eval_dataset())))
     if grids:
         pictures.save_png(os.path.join(model_dir, "evaluation.png"), pictures.image_grid(grids))
-    rundir.write_json(os.path.join(model_dir, "metrics.json"), {
+    files.write_json(os.path.join(model_dir, "metrics.json"), {
         "task": task.name, "step": step, "date": datetime.date.today().isoformat(),
         "options": task.options.to_dict(), "metrics": metrics})
     return metrics, step

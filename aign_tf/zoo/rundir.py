@@ -21,18 +21,12 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from aign_tf import files
 from aign_tf.core import AIGN
 from aign_tf.errors import UserError
 from aign_tf.tasks.base import Task
 from aign_tf.tasks.options import Config
 from aign_tf.zoo import registry
-
-
-def write_json(path: str, payload: dict) -> None:
-    """Writes `payload` to `path` atomically (a reader sees the old file or the new one)."""
-    with open(path + ".tmp", "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=True)
-    os.replace(path + ".tmp", path)
 
 
 def read_config(model_dir: str) -> Config | None:
@@ -51,7 +45,7 @@ def read_config(model_dir: str) -> Config | None:
 
 
 def write_config(model_dir: str, config: Config) -> None:
-    write_json(os.path.join(model_dir, "config.json"), config.to_dict())
+    files.write_json(os.path.join(model_dir, "config.json"), config.to_dict())
 
 
 def trained_config(task: type[Task], model_dir: str) -> Config:

@@ -1,0 +1,39 @@
+"""Writing files so that no reader ever sees half of one, whatever else writes at the same time.
+
+`replaced(path)` yields a temporary path unique to this call, in the target's own directory (so the
+final `os.replace` is atomic, on the same file system); when the block ends without an error the
+file takes the target's name at once, and on an error it is removed. Two processes writing the same
+cache at once therefore each write their own temporary file, and the last rename wins with a whole
+file. Every cache, config, metrics file and prediction file is written this way.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def replaced(path: str) -> Iterator[str]:
+    """A unique temporary path next to `path`, renamed to `path` when the block succeeds. The
+    temporary name keeps `path`'s extension (e.g. `.keras`, `.npz`), which some writers require."""
+    directory, name = os.path.split(os.path.abspath(path))
+    stem, extension = os.path.splitext(name)
+    handle, temporary = tempfile.mkstemp(prefix=f".{stem}-", suffix=f".tmp{extension}", dir=directory)
+    os.close(handle)
+    try:
+        yield temporary
+        os.chmod(temporary, 0o644)  # mkstemp made it private; the file is as readable as any other
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        raise
+
+
+def write_json(path: str, payload: dict) -> None:
+    """Writes `payload` to `path` atomically (a reader sees the old file or the new one)."""
+    with replaced(path) as temporary, open(temporary, "w") as f:
+        json.dump(payload, f, indent=2, sort_keys=True)
