@@ -276,3 +276,28 @@ def assert_jacobians_close(function, inputs, atol=1e-6):
     theoretical, numerical = tf.test.compute_gradient(function, inputs)
     for analytic, finite_difference in zip(theoretical, numerical):
         np.testing.assert_allclose(analytic, finite_difference, atol=atol)
+
+
+# -- Subprocess clusters (tests/zoo/test_multi_worker.py, tests/zoo/test_preemption.py) ---------------
+
+def free_ports(count):
+    """`count` TCP ports on 127.0.0.1 that were free a moment ago."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def communicate_all(processes, timeout=300):
+    """[(stdout, stderr)] of every process; any still running afterwards (a timeout) is killed."""
+    try:
+        return [process.communicate(timeout=timeout) for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()

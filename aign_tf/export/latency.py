@@ -46,12 +46,22 @@ def measure(export_dir: str, signature: str, batch_sizes: list[int], repeats: in
     if not os.path.exists(metadata_path):
         raise UserError(f"{export_dir} is not an aign_tf export (no export.json); "
                         "pass OUT/TASK/VERSION as written by python -m aign_tf.export")
-    with open(metadata_path) as f:
-        described = json.load(f)["signatures"]
+    try:
+        with open(metadata_path, "rb") as f:
+            described = json.load(f)["signatures"]
+        sorted(described)
+    except (ValueError, KeyError, TypeError, OSError) as error:
+        raise UserError(f"{metadata_path} does not read back ({error}); it was cut short or edited: "
+                        "export again") from None
     if signature not in described:
         raise UserError(f"{export_dir} has no signature {signature!r}; it has {', '.join(sorted(described))}")
-    loaded = tf.saved_model.load(export_dir)
-    function = loaded.signatures[signature]
+    model_path = os.path.join(export_dir, "saved_model.pb")
+    try:
+        loaded = tf.saved_model.load(export_dir)
+        function = loaded.signatures[signature]
+    except (OSError, ValueError, KeyError, tf.errors.OpError) as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise UserError(f"{model_path} does not load ({first}); it was cut short or edited: export again") from None
     tflite_path = os.path.join(export_dir, tflite.FILENAME)
     lite = tflite.interpreter(tflite_path, threads or os.cpu_count()) if os.path.exists(tflite_path) else None
     result = {}

@@ -11,6 +11,7 @@ when complete: TF Serving never sees half an export, and an existing version is 
 from __future__ import annotations
 
 import datetime
+import errno
 import os
 import shutil
 import tempfile
@@ -26,6 +27,10 @@ from aign_tf.export import tflite
 from aign_tf.export.signatures import Signature, random_inputs, signature, spec
 from aign_tf.tasks.base import Task
 from aign_tf.zoo import rundir
+
+
+DISK_TROUBLE = ("No space left on device", "Disk quota exceeded", "Read-only file system", "Permission denied",
+                "File too large")  # what TensorFlow's failed writes say
 
 
 def versions(base: str) -> list[int]:
@@ -121,7 +126,15 @@ def export(task_class: type[Task], model_dir: str, out: str, version: int | None
         files.write_json(os.path.join(staging, "export.json"), metadata)
         os.chmod(staging, 0o755)  # mkdtemp made it private; a server under another user must read it
         os.rename(staging, final)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(error, OSError) and error.errno in (errno.ENOTEMPTY, errno.EEXIST) and os.path.isdir(final):
+            raise UserError(f"version {version} ({final}) was written by another export meanwhile; "
+                            "run again") from None
+        if isinstance(error, OSError):  # a full or read-only disk: nothing of this version is left
+            raise UserError(f"cannot write {final}: {error.strerror or error}") from None
+        reason = [text for text in DISK_TROUBLE if isinstance(error, tf.errors.OpError) and text in error.message]
+        if reason:  # TensorFlow's own write (the variables) failed the same way
+            raise UserError(f"cannot write {final}: {reason[0]}") from None
         raise
     return final

@@ -31,7 +31,11 @@ def interpreter(path: str, threads: int | None = None):
         from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
     except ImportError:
         raise UserError("running TFLite models needs the LiteRT interpreter: pip install 'aign_tf[export]'") from None
-    return Interpreter(model_path=path, num_threads=threads)
+    try:
+        return Interpreter(model_path=path, num_threads=threads)
+    except (ValueError, RuntimeError, OSError) as error:  # "The model is not a valid Flatbuffer buffer"
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise UserError(f"{path} does not load ({first}); it was cut short or edited: export again") from None
 
 
 def run(model, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

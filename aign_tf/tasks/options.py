@@ -19,11 +19,12 @@ from aign_tf.errors import UserError, check_choice
 
 
 def option(default: Any, help: str, *, choices: tuple | None = None, minimum: float | None = None,
-           unit: str | None = None) -> Any:
+           unit: str | None = None, resumable: bool = False) -> Any:
     """A dataclass field that is a user-settable option: its default, one line of help, and the
-    values it may take (`choices`, or numbers >= `minimum`); `unit` is shown with the help."""
+    values it may take (`choices`, or numbers >= `minimum`); `unit` is shown with the help.
+    `resumable`: the option may change when a run resumes in its model dir (`aign_tf.zoo.rundir`)."""
     return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "minimum": minimum,
-                                                        "unit": unit})
+                                                        "unit": unit, "resumable": resumable})
 
 
 def describe(f: dataclasses.Field) -> str:
@@ -88,11 +89,12 @@ class Config(Options):
     """One training run: the hyperparameters every task has (their defaults are the task's
     `run_defaults`) and the task's own `options`. Stored as model_dir/config.json."""
     task: str = ""
-    steps: int = option(3000, "Train until this global step.", minimum=1)
+    steps: int = option(3000, "Train until this global step.", minimum=1, resumable=True)
     batch_size: int = option(32, "Global batch size (split across replicas).", minimum=1)
     seed: int = option(0, "Random seed of data splits, shuffling and initialisation.")
     beta: float = option(1.0, "Weight of the adversarial loss against reconstruction (eq. 1).", minimum=0)
-    learning_rate: float = option(1e-4, "Adam learning rate for generator and critics.", minimum=0)
+    learning_rate: float = option(1e-4, "Adam learning rate for generator and critics.", minimum=0,
+                                  resumable=True)
     gan_loss: str = option("logistic", "Adversarial loss: logistic (eq. 1, non-saturating generator loss), "
                            "least_squares or hinge.", choices=tuple(losses.GAN_LOSSES))
     reconstruction: str = option("l2", "Reconstruction error over the elements the renderer keeps: l2 or l1.",

@@ -27,6 +27,21 @@ flags.DEFINE_string("from_dir", None, "Model dir of the trained model to adapt."
 FLAGS = flags.FLAGS
 
 
+def check_earlier_adaptation(model_dir: str, from_dir: str, config) -> None:
+    """Refuses a model_dir that holds an adaptation (a checkpoint) of another source or with other
+    settings (keypoints, task options, hyperparameters other than steps and learning_rate)."""
+    if rundir.latest_checkpoint(model_dir) is None:
+        return
+    stored = rundir.read_config(model_dir)
+    refused = rundir.differences(stored, config, resumable=False) if stored is not None else []
+    found, source = rundir.started_from(model_dir)
+    if found and source != os.path.realpath(from_dir):
+        refused.insert(0, f"from_dir: {source!r} -> {os.path.realpath(from_dir)!r}")
+    if refused:
+        raise UserError(f"{model_dir} already holds an adaptation with other settings ({'; '.join(refused)}); "
+                        "use another --model_dir for this one")
+
+
 def main(argv: list[str]) -> None:
     task_class = cli.task()
     if "keypoints" not in {f.name for f in task_class.Options.option_fields()}:
@@ -34,6 +49,9 @@ def main(argv: list[str]) -> None:
     from_dir, model_dir, keypoints = cli.require("from_dir"), cli.require("model_dir"), cli.require("keypoints")
     if not os.path.exists(keypoints):
         raise UserError(f"keypoints file {keypoints} does not exist")
+    if os.path.realpath(model_dir) == os.path.realpath(from_dir):
+        raise UserError(f"--model_dir={model_dir} is --from_dir itself; adapt writes a new model dir: "
+                        "name another --model_dir")
     base = rundir.trained_config(task_class, from_dir)
     steps = 500 if FLAGS.steps is None else FLAGS.steps
     if steps < 0:
@@ -45,17 +63,18 @@ def main(argv: list[str]) -> None:
     if steps > 0 and task.options.model == "forward2d3d":
         raise UserError("a forward2d3d model has no unsupervised loss to adapt with: add --model=interpreter "
                         "(reprojection, Sup3) or --model=aign (reprojection + adversarial prior, Sup3+Sup4)")
-    if steps > 0:
-        trainer.train(task, model_dir, strategy=tf.distribute.get_strategy(), init_from=from_dir,
-                      checkpoint_every=steps, summary_every=max(1, min(50, steps)), image_every=steps)
-        model, _ = rundir.load_generator(task, model_dir)
-    else:
-        os.makedirs(model_dir, exist_ok=True)
-        model, _ = rundir.load_generator(task, from_dir)
-    predicted = task.predict(model)
-    path = os.path.join(model_dir, "predictions.npz")
-    with files.replaced(path) as temporary:
-        np.savez_compressed(temporary, **predicted)
+    with rundir.exclusive(model_dir, "adapt"):  # the one writer of model_dir (train takes it again)
+        check_earlier_adaptation(model_dir, from_dir, task.config)
+        if steps > 0:
+            trainer.train(task, model_dir, strategy=tf.distribute.get_strategy(), init_from=from_dir,
+                          checkpoint_every=steps, summary_every=max(1, min(50, steps)), image_every=steps)
+            model, _ = rundir.load_generator(task, model_dir)
+        else:
+            model, _ = rundir.load_generator(task, from_dir)
+        predicted = task.predict(model)
+        path = os.path.join(model_dir, "predictions.npz")
+        with files.replaced(path) as temporary:
+            np.savez_compressed(temporary, **predicted)
     print(f"{len(predicted['pose'])} predictions -> {path}; mean reprojection error "
           f"{predicted['reprojection_px'].mean():.2f} px")
 

@@ -8,9 +8,13 @@ defaults (or a stored config). A flag that the task does not have is refused by 
 """
 from __future__ import annotations
 
+import errno
+import os
+import re
 import sys
 from typing import Any, Callable
 
+import tensorflow as tf
 from absl import app, flags
 
 from aign_tf.errors import UserError
@@ -81,6 +85,31 @@ def _exit_with(error: Exception) -> None:
     sys.exit(2)
 
 
+_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
+_DISK_TROUBLE = ("No space left on device", "Disk quota exceeded", "Read-only file system", "Permission denied",
+                 "File too large")
+
+
+def op_error(error: tf.errors.OpError) -> UserError:
+    """One line for TensorFlow's failed write: 'cannot write /run/checkpoints/ckpt-2: File too large'."""
+    line = re.sub(r"^\{\{[^}]*\}\}\s*", "", error.message.strip().splitlines()[0])  # {{function_node ...}}
+    writing = any(text in line for text in ("Save", "Write", "_temp/", "tempstate"))
+    line = re.sub(r"\s*\[Op:\w+\]$", "", line)
+    line = re.sub(r"_temp/[^;]*;", ":", line)  # ckpt-2_temp/part-...tempstate123; -> ckpt-2:
+    return UserError(f"cannot {'write' if writing else 'access'} {line}")
+
+
+def os_error(error: OSError, writing: str | None = None) -> UserError:
+    """One line for an OSError: 'cannot write PATH: No space left on device'. `writing`: the file
+    being written (else the error's own file; a temporary file of `files.replaced` is named as its target)."""
+    path = writing or str(error.filename or "")
+    match = re.match(r"^\.(.+)-\w{8}\.tmp(\.\w+)?$", os.path.basename(path))
+    if match:
+        path = os.path.join(os.path.dirname(path), match[1] + (match[2] or ""))
+    doing = "write" if writing or error.errno in _NO_ROOM else "access"
+    return UserError(f"cannot {doing} {path or 'a file'}: {error.strerror or error}")
+
+
 def _parse(argv: list[str]) -> list[str]:
     try:
         return FLAGS(argv)
@@ -104,7 +133,16 @@ def run(main: Callable[[list[str]], None], *, hyperparameters: bool | tuple[str,
             if len(argv) > 1:
                 raise UserError(f"unexpected arguments {argv[1:]}; flags take the form --name=value")
             main(argv)
+        except KeyboardInterrupt:  # Ctrl-C where a command does not handle it itself: one line, status 130
+            print("interrupted (SIGINT)", file=sys.stderr)
+            sys.exit(130)
         except UserError as error:
             _exit_with(error)
+        except OSError as error:  # a full or read-only disk, a path under a file, ...
+            _exit_with(os_error(error))
+        except tf.errors.OpError as error:  # TensorFlow's own writes (checkpoints, summaries)
+            if not any(text in error.message for text in _DISK_TROUBLE):
+                raise
+            _exit_with(op_error(error))
 
     app.run(guarded, flags_parser=_parse)

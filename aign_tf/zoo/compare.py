@@ -9,8 +9,11 @@ first model's configuration.
 """
 from __future__ import annotations
 
+import os
+
 from absl import flags
 
+from aign_tf import files
 from aign_tf.errors import UserError
 from aign_tf.zoo import cli, pictures, registry, rundir
 
@@ -48,10 +51,21 @@ def comparison_grid(task_name: str, model_dirs: list[str], shared_rows: list[str
 
 def main(argv: list[str]) -> None:
     output = cli.require("output")
+    directory = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(directory):  # said before the models are loaded, not after
+        raise UserError(f"--output={output}: the directory {directory} does not exist; create it first")
     model_dirs = _names(cli.require("model_dir"))
+    if not model_dirs:
+        raise UserError(f"--model_dir={FLAGS.model_dir} names no directory; give one or more, comma-separated")
     grid = comparison_grid(cli.require("task"), model_dirs, _names(FLAGS.shared_rows), _names(FLAGS.rows),
                            FLAGS.columns)
-    pictures.save_png(output, grid)
+    try:
+        with files.replaced(output) as temporary:  # whole or not at all
+            pictures.save_png(temporary, grid)
+    except OSError as error:
+        raise cli.os_error(error, output) from None
+    except ValueError as error:  # PIL: "unknown file extension"
+        raise UserError(f"cannot write {output}: {error}; name a .png file") from None
     print(f"wrote {output}: {grid.shape[2]}x{grid.shape[1]} pixels")
 
 

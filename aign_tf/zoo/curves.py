@@ -12,6 +12,7 @@ import os
 
 from absl import flags
 
+from aign_tf import files
 from aign_tf.errors import UserError
 from aign_tf.zoo import cli, rundir
 
@@ -40,13 +41,22 @@ def plot_curves(curves: dict[str, dict[int, dict[str, float]]], metrics: list[st
         axis.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(out, dpi=110)
-    plt.close(figure)
+    try:
+        with files.replaced(out) as temporary:  # whole or not at all
+            figure.savefig(temporary, dpi=110, format=os.path.splitext(out)[1][1:] or "png")
+    except OSError as error:
+        raise cli.os_error(error, out) from None
+    except ValueError as error:  # matplotlib: "Format 'xyz' is not supported"
+        raise UserError(f"cannot write {out}: {error}") from None
+    finally:
+        plt.close(figure)
 
 
 def main(argv: list[str]) -> None:
     model_dirs = [d for d in cli.require("model_dir").split(",") if d]
     metrics = [m for m in cli.require("metrics").split(",") if m]
+    if not model_dirs or not metrics:
+        raise UserError("--model_dir and --metrics each need at least one comma-separated name")
     curves = {os.path.basename(os.path.normpath(d)): rundir.read_curves(d) for d in model_dirs}
     if len(curves) < len(model_dirs):
         raise UserError("give each model dir a distinct last path component, so that the legend can name it")

@@ -3,11 +3,13 @@
     python -m aign_tf.zoo.train --task=inpaint [--model_dir=runs/inpaint] [--steps=N] [--bias=8] ...
 
 Running the same command again resumes from the latest checkpoint and continues to --steps.
+SIGTERM or SIGINT saves a checkpoint at the step in flight and exits with status 143 or 130.
 `--task=NAME --helpfull` lists the task's options with their defaults.
 """
 from __future__ import annotations
 
 import os
+import sys
 
 import tensorflow as tf
 from absl import flags
@@ -40,9 +42,13 @@ def main(argv: list[str]) -> None:
     if FLAGS.deterministic:
         tf.config.experimental.enable_op_determinism()
     model_dir = FLAGS.model_dir or os.path.join("runs", task.name)
-    trainer.train(task, model_dir, strategy=trainer.make_strategy(FLAGS.strategy),
-                  checkpoint_every=FLAGS.checkpoint_every, summary_every=FLAGS.summary_every,
-                  image_every=FLAGS.image_every, eval_every=FLAGS.eval_every, init_from=FLAGS.init_from)
+    try:
+        trainer.train(task, model_dir, strategy=trainer.make_strategy(FLAGS.strategy),
+                      checkpoint_every=FLAGS.checkpoint_every, summary_every=FLAGS.summary_every,
+                      image_every=FLAGS.image_every, eval_every=FLAGS.eval_every, init_from=FLAGS.init_from)
+    except trainer.Stopped as stopped:  # SIGTERM (143) or SIGINT (130), after saving: one line, no traceback
+        print(stopped, file=sys.stderr, flush=True)
+        sys.exit(stopped.exit_status)
     print(f"model_dir: {model_dir}  (evaluate: python -m aign_tf.zoo.evaluate --task={task.name} "
           f"--model_dir={model_dir}; TensorBoard: tensorboard --logdir={model_dir})")
 

@@ -7,9 +7,12 @@ the step, and resumes from the latest checkpoint when run again. What it writes 
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import resource
+import signal
+import sys
 import time
 
 import keras
@@ -34,6 +37,44 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
             raise UserError("--strategy=multi_worker needs TF_CONFIG describing the cluster (see README)")
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise UserError(f"unknown strategy {name!r}; use one of {', '.join(STRATEGIES)}")
+
+
+SIGNAL_EXIT = {signal.SIGTERM: 143, signal.SIGINT: 130}
+
+
+class Stopped(Exception):
+    """Training stopped by SIGTERM or SIGINT after saving a checkpoint; `exit_status` is 143 or 130."""
+
+    def __init__(self, message: str, exit_status: int):
+        super().__init__(message)
+        self.exit_status = exit_status
+
+
+class StopRequest:
+    """While installed (a context manager), SIGTERM and SIGINT set `received` (which signal) instead of
+    ending the process; a second one ends it at once without saving."""
+
+    def __init__(self):
+        self.received: int | None = None
+
+    def flags(self) -> tf.Tensor:
+        """[SIGTERM received, SIGINT received] as floats, for the collective agreement in the step."""
+        return tf.constant([float(self.received == signal.SIGTERM), float(self.received == signal.SIGINT)])
+
+    def _handle(self, number, frame):
+        if self.received is not None:
+            print(f"train: second {signal.Signals(number).name}; stopped without saving", file=sys.stderr, flush=True)
+            os._exit(SIGNAL_EXIT[number])
+        self.received = number
+
+    def __enter__(self):
+        self._previous = {number: signal.signal(number, self._handle) for number in SIGNAL_EXIT
+                          if signal.getsignal(number) is not signal.SIG_IGN}  # nohup'd, a background job
+        return self
+
+    def __exit__(self, *exc):
+        for number, handler in self._previous.items():
+            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
@@ -66,20 +107,33 @@ def peak_rss_mib() -> float:
 def make_train_step(model: AIGN, strategy: tf.distribute.Strategy, step: tf.Variable):
     """The compiled step of `train` (and of `aign_tf.zoo.benchmark`): `model.train_step` on every
     replica via `strategy.run`, then `step += 1`. Call it with one batch of the distributed dataset;
-    it returns whether every loss tracker is still finite (one check per step, in the graph)."""
+    it returns whether every loss tracker is still finite (one check per step, in the graph).
+
+    Called as train_step(batch, stop) with `stop` a float vector (`StopRequest.flags`), it returns
+    (finite, stop summed over every replica of every worker): all workers agree to stop at one step."""
+    def replica_step(batch, stop):
+        model.train_step(batch)
+        return None if stop is None else tf.identity(stop)
+
     @tf.function
-    def train_step(batch):
-        strategy.run(model.train_step, args=(batch,))
+    def train_step(batch, stop=None):
+        flags = strategy.run(replica_step, args=(batch, stop))
         step.assign_add(1)
-        return tf.reduce_all([tf.math.is_finite(tracker.result()) for tracker in model.trackers.values()])
+        finite = tf.reduce_all([tf.math.is_finite(tracker.result()) for tracker in model.trackers.values()])
+        if stop is None:
+            return finite
+        return finite, strategy.reduce(tf.distribute.ReduceOp.SUM, flags, axis=None)
 
     return train_step
 
 
 def diverged(step: int, what: str, manager: tf.train.CheckpointManager) -> UserError:
     kept = manager.latest_checkpoint or "none yet"
+    # At the very first step the weights are fresh: non-finite or absurdly large inputs are the likelier cause.
+    fix = ("check that the inputs (keypoints, images) are finite and in range; if they are, lower "
+           "--learning_rate or --beta" if step == 1 else "lower --learning_rate or --beta")
     return UserError(f"training diverged at step {step}: {what}; nothing was saved after the last good "
-                     f"checkpoint ({kept}): lower --learning_rate or --beta and run again")
+                     f"checkpoint ({kept}): {fix} and run again")
 
 
 def first_non_finite_loss(model: AIGN) -> str:
@@ -104,6 +158,56 @@ def distributed_batches(dataset: tf.data.Dataset, strategy: tf.distribute.Strate
     return iter(strategy.distribute_datasets_from_function(dataset_fn))
 
 
+def work_dir_of(model_dir: str, strategy: tf.distribute.Strategy) -> str:
+    """The directory this process writes: model_dir on the chief, model_dir/workers/worker-N on a
+    non-chief worker N."""
+    if is_chief(strategy):
+        return model_dir
+    return os.path.join(model_dir, "workers", f"worker-{strategy.cluster_resolver.task_id}")
+
+
+def one_writer(function):
+    """`train` holds the lock of the directory it writes (`rundir.exclusive`) for the whole run."""
+    @functools.wraps(function)
+    def locked(task: Task, model_dir: str, *, strategy: tf.distribute.Strategy, **kwargs):
+        with rundir.exclusive(work_dir_of(model_dir, strategy), "train"):
+            return function(task, model_dir, strategy=strategy, **kwargs)
+
+    return locked
+
+
+def checkpoint_to_resume(work_dir: str, source: str) -> str | None:
+    """The checkpoint a run resumes from (None: start anew): removes stale checkpoint temporaries in
+    work_dir, and refuses checkpoint files in `source` none of which reads back."""
+    rundir.remove_stale_temporaries(work_dir)
+    latest = rundir.latest_checkpoint(source)
+    if latest is None:
+        found = rundir.checkpoint_files(source)
+        if found:
+            shown = ", ".join(found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
+            raise UserError(f"no checkpoint in {os.path.join(source, 'checkpoints')} reads back ({shown}); "
+                            "move them away to start anew, or use a fresh --model_dir")
+    return latest
+
+
+def check_same_source(model_dir: str, init_from: str | None) -> None:
+    """Refuses to resume a run in model_dir from another --init_from than the one it started from."""
+    if init_from is None:
+        return
+    found, source = rundir.started_from(model_dir)
+    if found and source != os.path.realpath(init_from):
+        raise UserError(f"{model_dir} holds a run started from {source or 'scratch (no --init_from)'}, not from "
+                        f"{os.path.realpath(init_from)}; use another --model_dir")
+
+
+def set_learning_rate(model: AIGN, rate: float) -> None:
+    """Both optimizers at `rate` (a restored optimizer keeps the checkpoint's rate otherwise)."""
+    for optimizer in (model.g_optimizer, model.d_optimizer):
+        if optimizer is not None:
+            optimizer.learning_rate = rate
+
+
+@one_writer
 def train(task: Task, model_dir: str, *, strategy: tf.distribute.Strategy,
           checkpoint_every: int = 500, summary_every: int = 50, image_every: int = 500,
           eval_every: int = 0, init_from: str | None = None, verbose: bool = True) -> dict[str, float]:
@@ -119,15 +223,21 @@ def train(task: Task, model_dir: str, *, strategy: tf.distribute.Strategy,
     if stored is not None and stored.task != config.task:
         raise UserError(f"{model_dir} holds a {stored.task!r} model, not {config.task!r}; use another --model_dir")
     chief = is_chief(strategy)
-    work_dir = model_dir if chief else os.path.join(model_dir, "workers", f"worker-{strategy.cluster_resolver.task_id}")
+    work_dir = work_dir_of(model_dir, strategy)
     os.makedirs(work_dir, exist_ok=True)
     if config.batch_size % strategy.num_replicas_in_sync:
         raise UserError(f"--batch_size={config.batch_size} must be divisible by the "
                         f"{strategy.num_replicas_in_sync} replicas")
+    latest = checkpoint_to_resume(work_dir, work_dir if chief else model_dir)
+    if chief and latest is not None:  # resume only what was started here
+        rundir.check_resume(model_dir, stored, config)
+        check_same_source(model_dir, init_from)
 
     with strategy.scope():
         model, checkpoint = build(task)
     restored = rundir.restore(checkpoint, work_dir if chief else model_dir)
+    if restored is not None:
+        set_learning_rate(model, config.learning_rate)
     if restored is None and init_from is not None:
         latest = rundir.latest_checkpoint(init_from)
         if latest is None:
@@ -135,8 +245,13 @@ def train(task: Task, model_dir: str, *, strategy: tf.distribute.Strategy,
         rundir.restore_generator(model, latest)  # critics and optimizers start anew
         if verbose:
             print(f"{task.name}: generator initialised from {latest}")
-    if chief:
-        rundir.write_config(model_dir, config)
+    if chief and restored is not None:
+        rundir.repair_checkpoint_state(work_dir, restored)
+    if chief:  # the run is valid: config.json once, at the start; a line of runs.jsonl every time
+        if restored is None or stored is None:
+            rundir.write_config(model_dir, config)
+        changed = rundir.differences(stored, config, resumable=True) if restored and stored else []
+        rundir.record_run(model_dir, int(checkpoint.step.numpy()), changed, init_from)
     manager = tf.train.CheckpointManager(checkpoint, os.path.join(work_dir, "checkpoints"), max_to_keep=3,
                                          step_counter=checkpoint.step)
     start = int(checkpoint.step.numpy())
@@ -160,38 +275,54 @@ def train(task: Task, model_dir: str, *, strategy: tf.distribute.Strategy,
                                    verbose=1 if verbose else 0)
     logs: dict[str, float] = {}
     tick, tick_step = time.perf_counter(), start
-    for step in range(start + 1, config.steps + 1):
-        if not bool(train_step(next(replica_batches))):  # a loss of this step is NaN or infinite
-            raise diverged(step, first_non_finite_loss(model), manager)
-        last = step == config.steps
-        if step % summary_every == 0 or last:
-            logs = {m.name: float(m.result()) for m in model.metrics}
-            for metric in model.metrics:
-                metric.reset_state()
-            now = time.perf_counter()
-            logs["examples/s"] = (step - tick_step) * config.batch_size / (now - tick)
-            logs["peak_rss_mib"] = peak_rss_mib()
-            tick, tick_step = now, step
-            with writer.as_default(step=step):
-                for name, value in logs.items():
-                    tf.summary.scalar(name, value)
-            progress.update(step, list(logs.items()))
-        if step % image_every == 0 or last:
-            grid = pictures.image_grid(task.images(model, preview))
-            with writer.as_default(step=step):
-                tf.summary.image("samples", grid)
-            if chief:
-                os.makedirs(os.path.join(model_dir, "samples"), exist_ok=True)
-                pictures.save_png(os.path.join(model_dir, "samples", "latest.png"), grid)
-        if eval_every and (step % eval_every == 0 or last):
-            record_evaluation(task, model, model_dir, step, eval_writer, chief)
-        if step % checkpoint_every == 0 or last:
-            bad = non_finite_weights(model)
-            if bad:
-                raise diverged(step, f"weights {', '.join(bad[:3])} are not finite", manager)
-            manager.save(checkpoint_number=step)
+    with StopRequest() as stop:  # SIGTERM / SIGINT: save at the step in flight, raise Stopped
+        for step in range(start + 1, config.steps + 1):
+            finite, agreed = train_step(next(replica_batches), stop.flags())
+            if not bool(finite):  # a loss of this step is NaN or infinite
+                raise diverged(step, first_non_finite_loss(model), manager)
+            last = step == config.steps
+            terms, interrupts = (float(x) for x in agreed.numpy())
+            if (terms or interrupts) and not last:  # a signal here or on another worker: all stop at this step
+                saved = save(model, manager, step)
+                writer.flush()
+                name, status = ("SIGTERM", 143) if terms else ("SIGINT", 130)
+                if stop.received is None:
+                    name = f"{name} to another worker"
+                raise Stopped(f"train: stopped by {name} at step {step}; saved {saved}; "
+                              "run the same command to resume", status)
+            if step % summary_every == 0 or last:
+                logs = {m.name: float(m.result()) for m in model.metrics}
+                for metric in model.metrics:
+                    metric.reset_state()
+                now = time.perf_counter()
+                logs["examples/s"] = (step - tick_step) * config.batch_size / (now - tick)
+                logs["peak_rss_mib"] = peak_rss_mib()
+                tick, tick_step = now, step
+                with writer.as_default(step=step):
+                    for name, value in logs.items():
+                        tf.summary.scalar(name, value)
+                progress.update(step, list(logs.items()))
+            if step % image_every == 0 or last:
+                grid = pictures.image_grid(task.images(model, preview))
+                with writer.as_default(step=step):
+                    tf.summary.image("samples", grid)
+                if chief:
+                    os.makedirs(os.path.join(model_dir, "samples"), exist_ok=True)
+                    pictures.save_png(os.path.join(model_dir, "samples", "latest.png"), grid)
+            if eval_every and (step % eval_every == 0 or last):
+                record_evaluation(task, model, model_dir, step, eval_writer, chief)
+            if step % checkpoint_every == 0 or last:
+                save(model, manager, step)
     writer.flush()
     return logs
+
+
+def save(model: AIGN, manager: tf.train.CheckpointManager, step: int) -> str:
+    """Saves checkpoint `step` (raises `diverged` instead if a weight is NaN or infinite); its path."""
+    bad = non_finite_weights(model)
+    if bad:
+        raise diverged(step, f"weights {', '.join(bad[:3])} are not finite", manager)
+    return manager.save(checkpoint_number=step)
 
 
 def record_evaluation(task: Task, model: AIGN, model_dir: str, step: int, writer: tf.summary.SummaryWriter,

@@ -2,25 +2,16 @@
 end with identical weights, equal within tolerance to one process with the same global batch."""
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import numpy as np
 import tensorflow as tf
 
+from tests.testing import communicate_all, free_ports
+
 ARGS = ["--task=inpaint", "--steps=3", "--batch_size=8", "--width=8", "--beta=0.5", "--checkpoint_every=1",
         "--summary_every=1", "--image_every=100"]
-
-
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def tensors(checkpoint_root, step=3):
@@ -40,11 +31,8 @@ def test_multi_worker_two_processes_match_one_process(tmp_path):
                 [sys.executable, "-m", "aign_tf.zoo.train", *ARGS, "--strategy=multi_worker",
                  f"--model_dir={tmp_path / 'cluster'}"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 text=True))
-        outputs = [worker.communicate(timeout=300) for worker in workers]
     finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
+        outputs = communicate_all(workers)
     for worker, (out, err) in zip(workers, outputs):
         assert worker.returncode == 0, err[-3000:]
         assert "on 2 replica(s), global batch 8" in out
