@@ -33,6 +33,18 @@ def replaced(path: str) -> Iterator[str]:
         raise
 
 
+# What TensorFlow's own failed writes (checkpoints, SavedModel variables) say, where Python would
+# raise an OSError.
+WRITE_FAILURES = ("No space left on device", "Disk quota exceeded", "Read-only file system", "Permission denied",
+                  "File too large")
+
+
+def write_failure(error: Exception) -> str | None:
+    """The reason, if `error` is a TensorFlow write that failed for want of room or permission."""
+    message = getattr(error, "message", "")
+    return next((reason for reason in WRITE_FAILURES if reason in message), None)
+
+
 def write_json(path: str, payload: dict) -> None:
     """Writes `payload` to `path` atomically (a reader sees the old file or the new one)."""
     with replaced(path) as temporary, open(temporary, "w") as f:

@@ -29,10 +29,6 @@ from aign_tf.tasks.base import Task
 from aign_tf.zoo import rundir
 
 
-DISK_TROUBLE = ("No space left on device", "Disk quota exceeded", "Read-only file system", "Permission denied",
-                "File too large")  # what TensorFlow's failed writes say
-
-
 def versions(base: str) -> list[int]:
     """The version numbers exported under base (OUT/NAME), ascending."""
     if not os.path.isdir(base):
@@ -133,8 +129,8 @@ def export(task_class: type[Task], model_dir: str, out: str, version: int | None
                             "run again") from None
         if isinstance(error, OSError):  # a full or read-only disk: nothing of this version is left
             raise UserError(f"cannot write {final}: {error.strerror or error}") from None
-        reason = [text for text in DISK_TROUBLE if isinstance(error, tf.errors.OpError) and text in error.message]
+        reason = files.write_failure(error) if isinstance(error, tf.errors.OpError) else None
         if reason:  # TensorFlow's own write (the variables) failed the same way
-            raise UserError(f"cannot write {final}: {reason[0]}") from None
+            raise UserError(f"cannot write {final}: {reason}") from None
         raise
     return final

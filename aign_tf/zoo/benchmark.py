@@ -45,7 +45,7 @@ from aign_tf.core import AIGN, losses
 from aign_tf.errors import UserError
 from aign_tf.tasks.base import Task
 from aign_tf.tasks.options import Config
-from aign_tf.zoo import cli, rundir, trainer
+from aign_tf.zoo import cli, trainer
 from aign_tf.zoo.evaluate import format_table
 
 flags.DEFINE_integer("warmup", 5, "Untimed steps before timing (the first one traces).")

@@ -17,6 +17,7 @@ from typing import Any, Callable
 import tensorflow as tf
 from absl import app, flags
 
+from aign_tf import files
 from aign_tf.errors import UserError
 from aign_tf.tasks.base import Task
 from aign_tf.tasks.options import Config, Options, describe
@@ -79,6 +80,14 @@ def require(name: str) -> str:
     return value
 
 
+def listed(name: str, what: str) -> list[str]:
+    """The comma-separated entries of the required flag --name (e.g. several model dirs); at least one."""
+    entries = [entry for entry in require(name).split(",") if entry]
+    if not entries:
+        raise UserError(f"--{name}={FLAGS[name].value} names no {what}; give one or more, comma-separated")
+    return entries
+
+
 def _exit_with(error: Exception) -> None:
     """One line on stderr, exit status 2: how every user mistake ends."""
     print(f"error: {error}", file=sys.stderr)
@@ -86,8 +95,6 @@ def _exit_with(error: Exception) -> None:
 
 
 _NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
-_DISK_TROUBLE = ("No space left on device", "Disk quota exceeded", "Read-only file system", "Permission denied",
-                 "File too large")
 
 
 def op_error(error: tf.errors.OpError) -> UserError:
@@ -141,7 +148,7 @@ def run(main: Callable[[list[str]], None], *, hyperparameters: bool | tuple[str,
         except OSError as error:  # a full or read-only disk, a path under a file, ...
             _exit_with(os_error(error))
         except tf.errors.OpError as error:  # TensorFlow's own writes (checkpoints, summaries)
-            if not any(text in error.message for text in _DISK_TROUBLE):
+            if files.write_failure(error) is None:
                 raise
             _exit_with(op_error(error))
 

@@ -54,9 +54,7 @@ def main(argv: list[str]) -> None:
     directory = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(directory):  # said before the models are loaded, not after
         raise UserError(f"--output={output}: the directory {directory} does not exist; create it first")
-    model_dirs = _names(cli.require("model_dir"))
-    if not model_dirs:
-        raise UserError(f"--model_dir={FLAGS.model_dir} names no directory; give one or more, comma-separated")
+    model_dirs = cli.listed("model_dir", "directory")
     grid = comparison_grid(cli.require("task"), model_dirs, _names(FLAGS.shared_rows), _names(FLAGS.rows),
                            FLAGS.columns)
     try:

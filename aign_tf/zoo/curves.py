@@ -53,10 +53,7 @@ def plot_curves(curves: dict[str, dict[int, dict[str, float]]], metrics: list[st
 
 
 def main(argv: list[str]) -> None:
-    model_dirs = [d for d in cli.require("model_dir").split(",") if d]
-    metrics = [m for m in cli.require("metrics").split(",") if m]
-    if not model_dirs or not metrics:
-        raise UserError("--model_dir and --metrics each need at least one comma-separated name")
+    model_dirs, metrics = cli.listed("model_dir", "directory"), cli.listed("metrics", "metric")
     curves = {os.path.basename(os.path.normpath(d)): rundir.read_curves(d) for d in model_dirs}
     if len(curves) < len(model_dirs):
         raise UserError("give each model dir a distinct last path component, so that the legend can name it")

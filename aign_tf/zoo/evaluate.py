@@ -77,9 +77,7 @@ def evaluate_dir(task_class: type[Task], model_dir: str, options: dict) -> tuple
 
 def main(argv: list[str]) -> None:
     task = cli.task()
-    model_dirs = [d for d in cli.require("model_dir").split(",") if d]
-    if not model_dirs:
-        raise UserError(f"--model_dir={cli.FLAGS.model_dir} names no directory; give one or more, comma-separated")
+    model_dirs = cli.listed("model_dir", "directory")
     options = cli.overrides(task.Options)
     if len({os.path.basename(os.path.normpath(d)) for d in model_dirs}) < len(model_dirs):
         raise UserError("give each model dir a distinct last path component, so that the table can name it")

@@ -42,11 +42,15 @@ from aign_tf.tasks.options import Config
 from aign_tf.zoo import registry
 
 
+def _check_not_a_file(model_dir: str) -> None:
+    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
+        raise UserError(f"--model_dir={model_dir} is a file, not a directory; name a directory")
+
+
 def read_config(model_dir: str) -> Config | None:
     """The config stored in model_dir (None if there is none), with today's defaults for options
     that it predates."""
-    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
-        raise UserError(f"--model_dir={model_dir} is a file, not a directory; name a directory")
+    _check_not_a_file(model_dir)
     path = os.path.join(model_dir, "config.json")
     if not os.path.exists(path):
         return None
@@ -95,8 +99,7 @@ def exclusive(model_dir: str, what: str) -> Iterator[None]:
     """Holds model_dir/.lock (an exclusive `flock`, which the OS releases when the process ends, even
     by SIGKILL) for the block: the one writer of model_dir. Another writer fails at once with a
     UserError naming this process. Re-entrant within one thread (adapt holds it and calls train)."""
-    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
-        raise UserError(f"--model_dir={model_dir} is a file, not a directory; name a directory")
+    _check_not_a_file(model_dir)
     os.makedirs(model_dir, exist_ok=True)
     key = os.path.realpath(model_dir)
     thread = threading.get_ident()
@@ -186,11 +189,9 @@ def repair_checkpoint_state(model_dir: str, latest: str) -> None:
     except Exception:  # noqa: BLE001 - e.g. UnicodeDecodeError on binary garbage
         pass
     logging.warning("rewriting %s, which does not parse", path)
-    steps = sorted({int(os.path.basename(i)[len("ckpt-"):-len(".index")])
-                    for i in glob.glob(os.path.join(directory, "ckpt-*.index"))
-                    if os.path.basename(i)[len("ckpt-"):-len(".index")].isdigit()})
     newest = os.path.basename(latest)
-    names = [f"ckpt-{s}" for s in steps if f"ckpt-{s}" != newest] + [newest]
+    names = [os.path.basename(p) for p in numbered_checkpoints(model_dir).values() if os.path.basename(p) != newest]
+    names.append(newest)
     text = f'model_checkpoint_path: "{newest}"\n' + "".join(f'all_model_checkpoint_paths: "{n}"\n' for n in names)
     with files.replaced(path) as temporary, open(temporary, "w") as f:
         f.write(text)
@@ -249,6 +250,17 @@ def readable(prefix: str) -> bool:
     return True
 
 
+def numbered_checkpoints(model_dir: str) -> dict[int, str]:
+    """{step: prefix} of every checkpoint in model_dir/checkpoints that has an index (ckpt-N.index),
+    ascending; whether it reads back is not checked."""
+    found = {}
+    for index in glob.glob(os.path.join(model_dir, "checkpoints", "ckpt-*.index")):
+        prefix = index[:-len(".index")]
+        if prefix.rsplit("-", 1)[1].isdigit():
+            found[int(prefix.rsplit("-", 1)[1])] = prefix
+    return dict(sorted(found.items()))
+
+
 def latest_checkpoint(model_dir: str) -> str | None:
     """The newest complete checkpoint in model_dir/checkpoints (None if there is none).
 
@@ -266,10 +278,7 @@ def latest_checkpoint(model_dir: str) -> str | None:
     except Exception as error:  # noqa: BLE001 - a damaged state file (UnicodeDecodeError, ...): the files count
         logging.warning("ignoring %s/checkpoint, which does not parse (%s)", directory, error)
         candidates = set()
-    for index in glob.glob(os.path.join(directory, "ckpt-*.index")):
-        prefix = index[:-len(".index")]
-        if prefix.rsplit("-", 1)[1].isdigit():
-            candidates.add(prefix)
+    candidates.update(numbered_checkpoints(model_dir).values())
     candidates.discard(None)
     for prefix in sorted(candidates, key=lambda path: int(path.rsplit("-", 1)[1]), reverse=True):
         if readable(prefix):
@@ -282,15 +291,20 @@ def restore(checkpoint: tf.train.Checkpoint, model_dir: str) -> str | None:
     """Restores the latest checkpoint in model_dir into `checkpoint`, every object of which must be
     in it; returns its path (None if there is none)."""
     latest = latest_checkpoint(model_dir)
-    if latest is None:
-        return None
+    if latest is not None:
+        restore_from(checkpoint, latest)
+    return latest
+
+
+def restore_from(checkpoint: tf.train.Checkpoint, prefix: str) -> None:
+    """Restores the checkpoint at `prefix` (one `latest_checkpoint` found) into `checkpoint`, every
+    object of which must be in it."""
     try:
-        checkpoint.restore(latest).assert_existing_objects_matched()
+        checkpoint.restore(prefix).assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.OpError) as error:
         first = str(error).strip().splitlines()[0]
-        raise UserError(f"checkpoint {latest} does not fit this model ({first}); "
+        raise UserError(f"checkpoint {prefix} does not fit this model ({first}); "
                         "use the same task options or a fresh --model_dir") from None
-    return latest
 
 
 def restore_generator(model: AIGN, prefix: str, step: tf.Variable | None = None) -> None:

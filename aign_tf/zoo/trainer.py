@@ -228,23 +228,23 @@ def train(task: Task, model_dir: str, *, strategy: tf.distribute.Strategy,
     if config.batch_size % strategy.num_replicas_in_sync:
         raise UserError(f"--batch_size={config.batch_size} must be divisible by the "
                         f"{strategy.num_replicas_in_sync} replicas")
-    latest = checkpoint_to_resume(work_dir, work_dir if chief else model_dir)
-    if chief and latest is not None:  # resume only what was started here
+    restored = checkpoint_to_resume(work_dir, work_dir if chief else model_dir)
+    if chief and restored is not None:  # resume only what was started here
         rundir.check_resume(model_dir, stored, config)
         check_same_source(model_dir, init_from)
 
     with strategy.scope():
         model, checkpoint = build(task)
-    restored = rundir.restore(checkpoint, work_dir if chief else model_dir)
-    if restored is not None:
+    if restored is not None:  # found (and read back in full) above: restored without reading it again
+        rundir.restore_from(checkpoint, restored)
         set_learning_rate(model, config.learning_rate)
     if restored is None and init_from is not None:
-        latest = rundir.latest_checkpoint(init_from)
-        if latest is None:
+        source = rundir.latest_checkpoint(init_from)
+        if source is None:
             raise UserError(f"--init_from={init_from} holds no checkpoint; train that model first")
-        rundir.restore_generator(model, latest)  # critics and optimizers start anew
+        rundir.restore_generator(model, source)  # critics and optimizers start anew
         if verbose:
-            print(f"{task.name}: generator initialised from {latest}")
+            print(f"{task.name}: generator initialised from {source}")
     if chief and restored is not None:
         rundir.repair_checkpoint_state(work_dir, restored)
     if chief:  # the run is valid: config.json once, at the start; a line of runs.jsonl every time
