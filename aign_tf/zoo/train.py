@@ -20,6 +20,8 @@ from aign_tf.zoo import cli, trainer
 
 flags.DEFINE_enum("strategy", "default", list(trainer.STRATEGIES),
                   "default (one device), mirrored (all local devices) or multi_worker (TF_CONFIG).")
+flags.DEFINE_float("peer_timeout", 300.0, "multi_worker: seconds to wait for every worker of TF_CONFIG to start "
+                   "before giving up.")
 flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints.")
 flags.DEFINE_integer("summary_every", 50, "Steps between progress / TensorBoard scalar updates.")
 flags.DEFINE_integer("image_every", 500, "Steps between TensorBoard image grids.")
@@ -37,13 +39,15 @@ def main(argv: list[str]) -> None:
     for name in ("checkpoint_every", "summary_every", "image_every"):
         if FLAGS[name].value < 1:
             raise UserError(f"--{name} must be positive")
+    if FLAGS.peer_timeout <= 0:
+        raise UserError("--peer_timeout must be positive (seconds)")
     if FLAGS.eval_every < 0:
         raise UserError("--eval_every must be >= 0 (0 = no evaluation during training)")
     if FLAGS.deterministic:
         tf.config.experimental.enable_op_determinism()
     model_dir = FLAGS.model_dir or os.path.join("runs", task.name)
     try:
-        trainer.train(task, model_dir, strategy=trainer.make_strategy(FLAGS.strategy),
+        trainer.train(task, model_dir, strategy=trainer.make_strategy(FLAGS.strategy, FLAGS.peer_timeout),
                       checkpoint_every=FLAGS.checkpoint_every, summary_every=FLAGS.summary_every,
                       image_every=FLAGS.image_every, eval_every=FLAGS.eval_every, init_from=FLAGS.init_from)
     except trainer.Stopped as stopped:  # SIGTERM (143) or SIGINT (130), after saving: one line, no traceback

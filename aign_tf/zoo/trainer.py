@@ -12,6 +12,7 @@ import json
 import os
 import resource
 import signal
+import socket
 import sys
 import time
 
@@ -27,16 +28,75 @@ from aign_tf.zoo import pictures, rundir
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
 
-def make_strategy(name: str) -> tf.distribute.Strategy:
+def make_strategy(name: str, peer_timeout: float = 300.0) -> tf.distribute.Strategy:
+    """The `tf.distribute` strategy called `name`; for multi_worker, after every peer of TF_CONFIG's
+    cluster has started (`wait_for_peers`, at most `peer_timeout` seconds)."""
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
-        if "TF_CONFIG" not in os.environ:
-            raise UserError("--strategy=multi_worker needs TF_CONFIG describing the cluster (see README)")
+        wait_for_peers(cluster_config(), peer_timeout)
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise UserError(f"unknown strategy {name!r}; use one of {', '.join(STRATEGIES)}")
+
+
+def cluster_config() -> dict:
+    """TF_CONFIG, checked: {"cluster": {type: ["host:port", ...]}, "task": {"type": ..., "index": ...}}."""
+    if "TF_CONFIG" not in os.environ:
+        raise UserError("--strategy=multi_worker needs TF_CONFIG describing the cluster (see README)")
+    try:
+        config = json.loads(os.environ["TF_CONFIG"])
+        own = config["cluster"][config["task"]["type"]][config["task"]["index"]]
+        host, port = own.rsplit(":", 1)
+        int(port)
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as error:
+        raise UserError(f"TF_CONFIG is not a cluster with this task's host:port in it ({error!r}); expected "
+                        '{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": 0}}') from None
+    return config
+
+
+def wait_for_peers(config: dict, timeout: float) -> None:
+    """Return once every other task of the cluster accepts a TCP connection on its port; raise a
+    one-line UserError after `timeout` seconds. Meanwhile this task listens on its own port, so that a
+    peer waiting the same way sees it start; the port is freed again for TensorFlow's server before
+    returning. (TensorFlow itself waits for a missing peer forever, without yielding to signals.)"""
+    kind, index = config["task"]["type"], config["task"]["index"]
+    peers = [(f"{peer_kind} {peer_index}", address) for peer_kind, addresses in config["cluster"].items()
+             for peer_index, address in enumerate(addresses) if (peer_kind, peer_index) != (kind, index)]
+    port = int(config["cluster"][kind][index].rsplit(":", 1)[1])
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.setblocking(False)
+    try:
+        listener.bind(("", port))
+    except OSError as error:
+        listener.close()
+        raise UserError(f"{kind} {index} cannot listen on port {port} of TF_CONFIG: {error.strerror}") from None
+    listener.listen(16)
+    deadline = time.monotonic() + timeout
+    try:
+        while peers := [(name, address) for name, address in peers if not accepts_connections(address)]:
+            if time.monotonic() > deadline:
+                missing = ", ".join(f"{name} ({address})" for name, address in peers)
+                raise UserError(f"{kind} {index}: {missing} of TF_CONFIG did not start within {timeout:g} s; "
+                                "start every worker of the cluster (or raise --peer_timeout)")
+            try:
+                listener.accept()[0].close()
+            except BlockingIOError:
+                pass
+            time.sleep(0.2)
+    finally:
+        listener.close()
+
+
+def accepts_connections(address: str) -> bool:
+    host, port = address.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=1.0).close()
+        return True
+    except OSError:
+        return False
 
 
 SIGNAL_EXIT = {signal.SIGTERM: 143, signal.SIGINT: 130}

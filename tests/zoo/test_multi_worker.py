@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -49,3 +50,19 @@ def test_multi_worker_two_processes_match_one_process(tmp_path):
         np.testing.assert_allclose(value, alone[name], atol=1e-5, err_msg=name)
     first = tensors(str(tmp_path / "single"), step=1)
     assert max(np.abs(value - first[name]).max() for name, value in alone.items()) > 1e-3  # not vacuous
+
+
+def test_a_worker_whose_peer_never_starts_gives_up_in_one_line(tmp_path):
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}})}
+    started = time.monotonic()
+    alone = subprocess.run([sys.executable, "-m", "aign_tf.zoo.train", *ARGS, "--strategy=multi_worker",
+                            "--peer_timeout=2", f"--model_dir={tmp_path / 'run'}"], env=env, capture_output=True,
+                           text=True, timeout=120)
+    assert alone.returncode == 2, alone.stderr[-3000:]
+    assert alone.stderr.strip().splitlines()[-1] == (
+        f"error: worker 0: worker 1 ({cluster['worker'][1]}) of TF_CONFIG did not start within 2 s; "
+        "start every worker of the cluster (or raise --peer_timeout)")
+    assert "Traceback" not in alone.stderr
+    assert time.monotonic() - started < 60
+    assert not (tmp_path / "run").exists()
