@@ -27,11 +27,18 @@ flags.DEFINE_string("from_dir", None, "Model dir of the trained model to adapt."
 FLAGS = flags.FLAGS
 
 
-def check_earlier_adaptation(model_dir: str, from_dir: str, config) -> None:
+def check_earlier_adaptation(model_dir: str, from_dir: str, config, steps: int) -> None:
     """Refuses a model_dir that holds an adaptation (a checkpoint) of another source or with other
-    settings (keypoints, task options, hyperparameters other than steps and learning_rate)."""
-    if rundir.latest_checkpoint(model_dir) is None:
+    settings (keypoints, task options, hyperparameters other than steps and learning_rate), or one
+    already past `steps` (its predictions would not be those of `steps` steps); the same adaptation
+    to fewer steps is continued to `steps`."""
+    latest = rundir.latest_checkpoint(model_dir)
+    if latest is None:
         return
+    reached = int(latest.rsplit("-", 1)[1])
+    if reached > steps:
+        raise UserError(f"{model_dir} already holds an adaptation of {reached} steps, more than --steps={steps}; "
+                        "use another --model_dir for this one")
     stored = rundir.read_config(model_dir)
     refused = rundir.differences(stored, config, resumable=False) if stored is not None else []
     found, source = rundir.started_from(model_dir)
@@ -64,7 +71,7 @@ def main(argv: list[str]) -> None:
         raise UserError("a forward2d3d model has no unsupervised loss to adapt with: add --model=interpreter "
                         "(reprojection, Sup3) or --model=aign (reprojection + adversarial prior, Sup3+Sup4)")
     with rundir.exclusive(model_dir, "adapt"):  # the one writer of model_dir (train takes it again)
-        check_earlier_adaptation(model_dir, from_dir, task.config)
+        check_earlier_adaptation(model_dir, from_dir, task.config, steps)
         if steps > 0:
             trainer.train(task, model_dir, strategy=tf.distribute.get_strategy(), init_from=from_dir,
                           checkpoint_every=steps, summary_every=max(1, min(50, steps)), image_every=steps)

@@ -13,7 +13,6 @@ import os
 
 from absl import flags
 
-from aign_tf import files
 from aign_tf.errors import UserError
 from aign_tf.zoo import cli, pictures, registry, rundir
 
@@ -58,8 +57,7 @@ def main(argv: list[str]) -> None:
     grid = comparison_grid(cli.require("task"), model_dirs, _names(FLAGS.shared_rows), _names(FLAGS.rows),
                            FLAGS.columns)
     try:
-        with files.replaced(output) as temporary:  # whole or not at all
-            pictures.save_png(temporary, grid)
+        pictures.save_png(output, grid)
     except OSError as error:
         raise cli.os_error(error, output) from None
     except ValueError as error:  # PIL: "unknown file extension"

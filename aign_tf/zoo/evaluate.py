@@ -60,8 +60,7 @@ def write_picture(model_dir: str, grids: dict) -> None:
         return
     path = os.path.join(model_dir, "evaluation.png")
     try:
-        with files.replaced(path) as temporary:
-            pictures.save_png(temporary, pictures.image_grid(grids))
+        pictures.save_png(path, pictures.image_grid(grids))
     except OSError as error:
         print(f"warning: {cli.os_error(error, path)}; the metrics are not affected", file=sys.stderr)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from aign_tf import files
+
 
 def image_grid(images: dict[str, tf.Tensor], columns: int = 8) -> np.ndarray:
     """One picture: a row per named batch of images (first `columns` examples), [1, H', W', C]."""
@@ -20,6 +22,8 @@ def image_grid(images: dict[str, tf.Tensor], columns: int = 8) -> np.ndarray:
 
 
 def save_png(path: str, grid: np.ndarray) -> None:
+    """Writes a [1, H, W, C] grid in [0, 1] to `path` (format from its extension), whole or not at all."""
     from PIL import Image
     pixels = (grid[0] * 255).round().astype(np.uint8)
-    Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(path)
+    with files.replaced(path) as temporary:
+        Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(temporary)

@@ -307,14 +307,14 @@ def train(task: Task, model_dir: str, *, strategy: tf.distribute.Strategy,
             print(f"{task.name}: generator initialised from {source}")
     if chief and restored is not None:
         rundir.repair_checkpoint_state(work_dir, restored)
-    if chief:  # the run is valid: config.json once, at the start; a line of runs.jsonl every time
+    start = int(checkpoint.step.numpy())
+    if chief and start < config.steps:  # a valid run: config.json once, at the start; a runs.jsonl line each
         if restored is None or stored is None:
             rundir.write_config(model_dir, config)
         changed = rundir.differences(stored, config, resumable=True) if restored and stored else []
-        rundir.record_run(model_dir, int(checkpoint.step.numpy()), changed, init_from)
+        rundir.record_run(model_dir, start, changed, init_from)
     manager = tf.train.CheckpointManager(checkpoint, os.path.join(work_dir, "checkpoints"), max_to_keep=3,
                                          step_counter=checkpoint.step)
-    start = int(checkpoint.step.numpy())
     if verbose:
         where = f"resumed from {restored} at step {start}" if restored else "starting from scratch"
         print(f"{task.name}: {where}; training to step {config.steps} on "
@@ -322,9 +322,11 @@ def train(task: Task, model_dir: str, *, strategy: tf.distribute.Strategy,
     if start >= config.steps:
         return {}
 
-    dataset = task.train_batches()
-    preview = next(iter(dataset.take(1)))
-    replica_batches = distributed_batches(dataset, strategy, start)
+    # The preview batch comes from a dataset object of its own: the background prefetch of an
+    # iterator of the training dataset could draw that dataset's reshuffle seeds at a time that
+    # depends on thread timing (for a stream shorter than the prefetch, such as sfm's test frames).
+    preview = next(iter(task.train_batches().take(1)))
+    replica_batches = distributed_batches(task.train_batches(), strategy, start)
 
     train_step = make_train_step(model, strategy, checkpoint.step)
     writer = tf.summary.create_file_writer(os.path.join(work_dir, "train"))

@@ -114,6 +114,12 @@ def test_a_garbage_state_file_and_a_stale_temporary_do_not_stop_a_resume(run_dir
     assert rundir.latest_checkpoint(str(run_dir)).endswith("ckpt-3")
 
 
+def test_a_run_that_has_nothing_left_to_do_writes_nothing(run_dir):
+    config = (run_dir / "config.json").read_bytes()
+    assert train(run_dir, steps=2) == {}
+    assert (run_dir / "config.json").read_bytes() == config and len(runs(run_dir)) == 1
+
+
 def test_config_json_of_a_run_that_never_checkpointed_may_be_replaced(tmp_path):
     rundir.write_config(str(tmp_path), task(steps=1, beta=0.5).config)
     train(tmp_path, steps=1)
@@ -127,10 +133,10 @@ def test_a_run_resumed_from_another_init_from_is_refused(trained, tmp_path):
         train(tmp_path / "tuned", steps=2, init_from=str(tmp_path / "elsewhere"))
     from aign_tf.zoo import adapt
     with pytest.raises(UserError, match=r"already holds an adaptation with other settings \(from_dir: .*elsewhere"):
-        adapt.check_earlier_adaptation(str(tmp_path / "tuned"), str(tmp_path / "elsewhere"), task(steps=2).config)
+        adapt.check_earlier_adaptation(str(tmp_path / "tuned"), str(tmp_path / "elsewhere"), task(steps=2).config, 2)
     with pytest.raises(UserError, match=r"already holds an adaptation with other settings \(mask: 'center' -> 'random'"):
-        adapt.check_earlier_adaptation(str(tmp_path / "tuned"), str(trained), task(steps=2, mask="random").config)
-    adapt.check_earlier_adaptation(str(tmp_path / "tuned"), str(trained), task(steps=2).config)  # the same: fine
+        adapt.check_earlier_adaptation(str(tmp_path / "tuned"), str(trained), task(steps=2, mask="random").config, 2)
+    adapt.check_earlier_adaptation(str(tmp_path / "tuned"), str(trained), task(steps=2).config, 2)  # the same: fine
 
 
 def test_the_lock_is_exclusive_released_and_reentrant(tmp_path):
@@ -198,5 +204,10 @@ def test_adapt_refuses_a_model_dir_adapted_on_other_keypoints(tmp_path):
     other = task.config.replace(keypoints=str(tmp_path / "b.npz"), steps=5)
     with pytest.raises(UserError, match=r"already holds an adaptation with other settings \(keypoints: .*a\.npz' -> "
                                         r".*b\.npz'\); use another --model_dir"):
-        adapt.check_earlier_adaptation(str(tmp_path / "adapted"), str(tmp_path / "source"), other)
-    adapt.check_earlier_adaptation(str(tmp_path / "adapted"), str(tmp_path / "source"), task.config.replace(steps=5))
+        adapt.check_earlier_adaptation(str(tmp_path / "adapted"), str(tmp_path / "source"), other, 5)
+    same = task.config.replace(steps=5)
+    adapt.check_earlier_adaptation(str(tmp_path / "adapted"), str(tmp_path / "source"), same, 5)  # continued to 5
+    # fewer steps than it holds (--steps=0: predict with the source's weights) would not be its predictions
+    with pytest.raises(UserError, match=r"already holds an adaptation of 1 steps, more than --steps=0; "
+                                        r"use another --model_dir"):
+        adapt.check_earlier_adaptation(str(tmp_path / "adapted"), str(tmp_path / "source"), same, 0)
