@@ -1,11 +1,12 @@
 """Issue 15: every expected failure (a full or read-only disk, a path under a file, a corrupt or cut file,
 two exports racing) ends with one line and exit status 2, and leaves no partial output behind.
 
-A full disk cannot be mounted here (no tmpfs without privileges, and the tests run as root, which
-ignores read-only permissions), so it is provoked three ways: RLIMIT_FSIZE in a subprocess (the kernel
-then fails writes with EFBIG, "File too large", as it fails them with ENOSPC on a full disk), a
-directory where a file is to be written (EISDIR on the final rename), and an OSError(ENOSPC) raised by
-a monkeypatched writer in-process.
+A full disk is provoked four ways: a real one (a small tmpfs filled to the brim: train, evaluate, export,
+then a resume once there is room; skipped where a tmpfs cannot be mounted), RLIMIT_FSIZE in a subprocess
+(the kernel then fails writes with EFBIG, "File too large", as it fails them with ENOSPC on a full disk;
+needs no privilege), a directory where a file is to be written (EISDIR on the final rename), and an
+OSError(ENOSPC) raised by a monkeypatched writer in-process. (The tests run as root, which ignores
+read-only permissions.)
 """
 import errno
 import json
@@ -253,3 +254,59 @@ def test_divergence_at_the_first_step_points_at_the_inputs():
            "--learning_rate or --beta and run again" in first
     later = str(trainer.diverged(5, "reconstruction is nan", manager))
     assert later.endswith("(none yet): lower --learning_rate or --beta and run again") and "inputs" not in later
+
+
+# -- a real full disk: a 16 MiB tmpfs filled to the brim (needs the privilege to mount one) ------------
+
+TRAIN = ["zoo.train", "--task=inpaint", "--batch_size=8", "--width=8", "--checkpoint_every=1", "--summary_every=1",
+         "--image_every=100"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)], capture_output=True,
+                             text=True) if shutil.which("mount") else None
+    if mounted is None or mounted.returncode != 0:
+        reason = mounted.stderr.strip() if mounted is not None else "no mount command"
+        pytest.skip(f"cannot mount a tmpfs here ({reason}); the RLIMIT_FSIZE cases above stand in")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def fill(disk, leave=0):
+    """Fills `disk` with one file until at most `leave` bytes are free."""
+    stat = os.statvfs(disk)
+    with open(disk / "filler", "wb") as f:
+        f.write(b"\0" * max(stat.f_bavail * stat.f_frsize - leave, 0))
+
+
+def test_a_full_disk_ends_each_command_in_one_line_and_training_resumes_after(small_disk):
+    run = small_disk / "run"
+    finish(command(*TRAIN, "--steps=1", f"--model_dir={run}"), 0, None)
+    checkpoint = (run / "checkpoints" / "ckpt-1.data-00000-of-00001").stat().st_size
+
+    fill(small_disk, leave=checkpoint // 2)  # room for the run's small files, not for a checkpoint
+    finish(command(*TRAIN, "--steps=3", f"--model_dir={run}"), 2,
+           f"cannot write {run}/checkpoints/ckpt-2: No space left on device")
+    assert rundir.latest_checkpoint(str(run)).endswith("ckpt-1")
+
+    os.remove(small_disk / "filler")
+    fill(small_disk)
+    metrics = (run / "metrics.json")
+    evaluating = command("zoo.evaluate", "--task=inpaint", f"--model_dir={run}")
+    exporting = command("export", "--task=inpaint", f"--model_dir={run}", f"--out={small_disk / 'export'}")
+    out, _ = finish(evaluating, 2, f"cannot write {metrics}: No space left on device")
+    assert "render_mse" in out  # the table came out before the files failed
+    finish(exporting, 2, "No space left on device")
+    assert not metrics.exists() and not (small_disk / "export" / "inpaint" / "1").exists()
+    assert leftovers(small_disk) == []
+
+    os.remove(small_disk / "filler")
+    out, _ = finish(command(*TRAIN, "--steps=3", f"--model_dir={run}"), 0, None)
+    assert "resumed from" in out and "ckpt-1 at step 1" in out
+    assert rundir.latest_checkpoint(str(run)).endswith("ckpt-3")
+    assert not list((run / "checkpoints").glob("*_temp*"))
