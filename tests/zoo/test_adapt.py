@@ -25,6 +25,7 @@ def test_adapt_predicts_on_a_keypoints_file_and_rejects_bad_input(tmp_path):
     keypoints = task.test_views.keypoints[:5]
     np.savez(tmp_path / "kp.npz", keypoints=keypoints)
     np.savez(tmp_path / "bad.npz", keypoints=keypoints[:, :14])
+    np.savez(tmp_path / "far.npz", keypoints=keypoints * 1e30)
     common = [f"--from_dir={source}", f"--keypoints={tmp_path / 'kp.npz'}"]
     runs = {
         "predict": run(*common, f"--model_dir={tmp_path / 'predicted'}", "--steps=0"),
@@ -32,6 +33,8 @@ def test_adapt_predicts_on_a_keypoints_file_and_rejects_bad_input(tmp_path):
         "no loss": run(*common, f"--model_dir={tmp_path / 'x'}", "--steps=2"),
         "bad file": run(f"--from_dir={source}", f"--keypoints={tmp_path / 'bad.npz'}",
                         f"--model_dir={tmp_path / 'y'}", "--steps=0"),
+        "far": run(f"--from_dir={source}", f"--keypoints={tmp_path / 'far.npz'}", f"--model_dir={tmp_path / 'z'}",
+                   "--steps=2", "--model=aign"),
     }
     results = {name: (p.communicate(timeout=300), p.returncode) for name, p in runs.items()}
     for name in ("predict", "adapt"):
@@ -56,7 +59,9 @@ def test_adapt_predicts_on_a_keypoints_file_and_rejects_bad_input(tmp_path):
                                                      "batch_size": 8}), str(tmp_path / "mismatch"),
                       strategy=tf.distribute.get_strategy(), init_from=str(source), verbose=False)
     assert adapted["pose"].shape == (5, 15, 3) and not np.allclose(adapted["pose"], want)
-    for name, expected in (("no loss", "no unsupervised loss"), ("bad file", "bad.npz")):
+    for name, expected in (("no loss", "no unsupervised loss"), ("bad file", "bad.npz"),
+                           ("far", f"far.npz has coordinates up to {np.abs(keypoints).max() * 1e30:.3g} px, far "
+                                  f"outside a {pose_data.IMAGE_SIZE:g} px image")):
         (out, err), code = results[name]
         last = [l for l in err.splitlines() if l.strip()][-1]
         assert code == 2 and last.startswith("error:") and expected in last, err[-2000:]

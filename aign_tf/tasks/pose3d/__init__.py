@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from aign_tf.core import AIGN, batches
 from aign_tf.data import deepmimic, h36m
+from aign_tf.errors import UserError
 from aign_tf.export.signatures import signature, spec
 from aign_tf.render import camera
 from aign_tf.tasks.base import Task
@@ -108,6 +109,10 @@ class PoseTask(Task):
         if self.options.keypoints is None:
             return data.normalise(self.test_views.keypoints)
         keypoints = h36m.load_keypoints_2d(self.options.keypoints, deepmimic.NUM_JOINTS)
+        largest = float(np.abs(keypoints).max())
+        if largest > 10 * self.image_size:  # not pixels of this image: training would only diverge
+            raise UserError(f"keypoint file {self.options.keypoints} has coordinates up to {largest:.3g} px, far "
+                            f"outside a {self.image_size:g} px image: give pixels, and the image's side as --image_size")
         return data.normalise(keypoints, self.image_size)
 
     # -- the model -------------------------------------------------------------------------------
