@@ -89,7 +89,11 @@ def test_resume_after_killed_run_continues_to_steps(tmp_path):
     done = cli("train", *args)
     out, err = done.communicate(timeout=240)
     assert done.returncode == 0 and f"at step {target}" in out, err[-2000:]
+    config = (model_dir / "config.json").read_bytes()
+    changed = cli("train", *args, "--beta=0.5", "--mask=bottom")  # options of another run: refused, nothing written
     evaluation = cli("evaluate", "--task=inpaint", f"--model_dir={model_dir}")
+    assert_user_error(changed, "(beta: 0.02 -> 0.5; mask: 'center' -> 'bottom'); only steps and learning_rate")
+    assert (model_dir / "config.json").read_bytes() == config
     out, err = evaluation.communicate(timeout=240)
     assert evaluation.returncode == 0, err[-2000:]
     assert f"inpaint at step {target}" in out and "hidden_mse" in out
