@@ -2,6 +2,9 @@
 from setuptools import find_packages, setup
 
 EXPORT = ["ai-edge-litert>=1.2", "tensorflow-serving-api>=2.21", "requests>=2.31"]
+# ONNX export (--onnx): tf2onnx converts, onnxruntime checks and runs. About 38 MB of wheels (onnx comes
+# with tf2onnx); checked with tf2onnx 1.17.0, onnx 1.23.2, onnxruntime 1.32.0 beside TF 2.21, protobuf 7.
+ONNX = ["tf2onnx>=1.17", "onnxruntime>=1.20"]
 
 setup(
     name="aign_tf",
@@ -30,7 +33,8 @@ setup(
     extras_require={
         # Running TFLite exports (LiteRT), and the TF Serving client in export/client.py.
         "export": EXPORT,
-        "test": ["pytest>=8", "scipy>=1.11", *EXPORT],  # scipy: a reference matrix square root
+        "onnx": ONNX,
+        "test": ["pytest>=8", "scipy>=1.11", *EXPORT, *ONNX],  # scipy: a reference matrix square root
         # Only to re-derive aign_tf/data/motions from pybullet's DeepMimic clips.
         "motion": ["pybullet>=3.2.7"],
     },

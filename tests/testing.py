@@ -1,5 +1,6 @@
 """Helpers shared by several test modules."""
 import functools
+import importlib.util
 import io
 
 import numpy as np
@@ -84,6 +85,11 @@ TINY_MODELS = {  # the overrides that make each task's model tiny
     "pose3d": dict(batch_size=4, width=4, components=10, generator="mlp"),
     "sfm": dict(batch_size=2, width=4, frame_size="32x96"),
 }
+
+
+# tf2onnx and onnxruntime (the `onnx` extra, also in `test`): without them the ONNX tests are skipped.
+HAVE_ONNX = all(importlib.util.find_spec(name) for name in ("tf2onnx", "onnxruntime"))
+ONNX_MISSING = "tf2onnx and onnxruntime are not installed: pip install -e '.[onnx]'"
 
 
 def checkpointed(task_name: str, model_dir: str, **overrides) -> tuple:

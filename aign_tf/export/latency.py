@@ -1,10 +1,11 @@
-"""Latency of an export: the SavedModel against its TFLite model, one signature, several batch sizes.
+"""Latency of an export: the SavedModel against its TFLite and ONNX models, one signature, several batch sizes.
 
     python -m aign_tf.export.latency --export=exports/inpaint/1 [--batch_sizes=1,32] [--repeats=50]
 
 Each number is the median wall time of `--repeats` calls in one process, after `--warmup_calls` calls, on
-random inputs over the signature's example ranges (export.json). TFLite runs with `--threads`
-interpreter threads (default: all cores, as TensorFlow uses).
+random inputs over the signature's example ranges (export.json). TFLite and onnxruntime run with
+`--threads` threads (default: all cores, as TensorFlow uses); both through their wrappers' input checks
+(`tflite.run`, `onnx.run`). model.onnx holds serving_default only: other signatures have no ONNX time.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import tensorflow as tf
 from absl import flags
 
 from aign_tf.errors import UserError
-from aign_tf.export import saved_model, tflite
+from aign_tf.export import onnx, saved_model, tflite
 from aign_tf.zoo import cli
 
 flags.DEFINE_string("export", None, "An export's version directory, OUT/TASK/VERSION.")
@@ -25,7 +26,7 @@ flags.DEFINE_string("signature", "serving_default", "The signature to time.")
 flags.DEFINE_string("batch_sizes", "1,32", "Comma-separated batch sizes.")
 flags.DEFINE_integer("repeats", 50, "Timed calls per measurement (the median is reported).")
 flags.DEFINE_integer("warmup_calls", 3, "Untimed calls before each measurement.")
-flags.DEFINE_integer("threads", None, "TFLite interpreter threads (default: os.cpu_count()).")
+flags.DEFINE_integer("threads", None, "TFLite interpreter and onnxruntime threads (default: os.cpu_count()).")
 
 
 def median_ms(call, repeats: int, warmup: int) -> float:
@@ -41,7 +42,8 @@ def median_ms(call, repeats: int, warmup: int) -> float:
 
 def measure(export_dir: str, signature: str, batch_sizes: list[int], repeats: int, warmup: int,
             threads: int | None = None) -> dict[int, dict[str, float]]:
-    """{batch size: {"saved_model_ms", "tflite_ms" (if the export has model.tflite)}}."""
+    """{batch size: {"saved_model_ms", "tflite_ms" (if the export has model.tflite), "onnx_ms" (if it has
+    model.onnx and `signature` is serving_default)}}."""
     metadata_path = os.path.join(export_dir, "export.json")
     if not os.path.exists(metadata_path):
         raise UserError(f"{export_dir} is not an aign_tf export (no export.json); "
@@ -64,6 +66,9 @@ def measure(export_dir: str, signature: str, batch_sizes: list[int], repeats: in
         raise UserError(f"{model_path} does not load ({first}); it was cut short or edited: export again") from None
     tflite_path = os.path.join(export_dir, tflite.FILENAME)
     lite = tflite.interpreter(tflite_path, threads or os.cpu_count()) if os.path.exists(tflite_path) else None
+    onnx_path = os.path.join(export_dir, onnx.FILENAME)
+    ort = (onnx.session(onnx_path, threads or os.cpu_count())
+           if signature == onnx.SIGNATURE and os.path.exists(onnx_path) else None)
     result = {}
     for batch_size in batch_sizes:
         inputs = saved_model.example_inputs(loaded, described, batch_size)[signature]
@@ -71,6 +76,8 @@ def measure(export_dir: str, signature: str, batch_sizes: list[int], repeats: in
         result[batch_size] = {"saved_model_ms": median_ms(lambda: function(**tensors), repeats, warmup)}
         if lite is not None:
             result[batch_size]["tflite_ms"] = median_ms(lambda: tflite.run(lite, signature, inputs), repeats, warmup)
+        if ort is not None:
+            result[batch_size]["onnx_ms"] = median_ms(lambda: onnx.run(ort, inputs), repeats, warmup)
     return result
 
 
@@ -85,11 +92,11 @@ def main(argv: list[str]) -> None:
     result = measure(export_dir, flags.FLAGS.signature, batch_sizes, flags.FLAGS.repeats, flags.FLAGS.warmup_calls,
                      flags.FLAGS.threads)
     print(f"{export_dir} {flags.FLAGS.signature}: median of {flags.FLAGS.repeats} calls (ms)")
-    print("| batch | SavedModel | TFLite |")
-    print("|---:|---:|---:|")
+    print("| batch | SavedModel | TFLite | ONNX Runtime |")
+    print("|---:|---:|---:|---:|")
     for batch_size, times in result.items():
-        lite = f"{times['tflite_ms']:.3g}" if "tflite_ms" in times else "-"
-        print(f"| {batch_size} | {times['saved_model_ms']:.3g} | {lite} |")
+        cells = [f"{times[key]:.3g}" if key in times else "-" for key in ("saved_model_ms", "tflite_ms", "onnx_ms")]
+        print(f"| {batch_size} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,11 @@ Inputs have a fixed dtype and shape (only the batch axis is free). A tensor of a
 refused by TensorFlow before the graph runs ("... was expected to be a uint8 tensor but is a float
 tensor"); one of another shape, an empty batch, or a float input holding NaN or infinity inside the
 graph by `checked` ("Shape of tensor image [2,20,28,1] is not compatible with expected shape
-[?,28,28,1]"). TFLite drops these checks; `aign_tf.export.tflite.run` makes them instead.
+[?,28,28,1]"). TFLite and ONNX drop these checks; `check_inputs` makes them for their runners
+(`aign_tf.export.tflite.run`, `aign_tf.export.onnx.run`).
+
+Output names never repeat an input's name (`image` -> `completed`, not `image`): ONNX converters name
+graph inputs and outputs alike and fail on the clash (tf2onnx: "graph input 'image' not exist").
 """
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ import dataclasses
 
 import numpy as np
 import tensorflow as tf
+
+from aign_tf.errors import UserError
 
 
 def spec(name: str, shape: tuple, dtype: tf.DType = tf.float32) -> tf.TensorSpec:
@@ -55,11 +61,15 @@ class Signature:
 def signature(specs: list[tf.TensorSpec], function, examples: dict[str, tuple[float, float]] | None = None
               ) -> Signature:
     """`function(inputs)` on one dict of inputs named, typed and shaped by `specs`, each shape checked
-    when the graph runs. `function` returns a dict of outputs."""
+    when the graph runs. `function` returns a dict of outputs, none named like an input."""
     by_name = {s.name: s for s in specs}
 
     def serve(inputs):
-        return function({name: checked(inputs[name], s) for name, s in by_name.items()})
+        outputs = function({name: checked(inputs[name], s) for name, s in by_name.items()})
+        shared = sorted(set(outputs) & set(by_name))
+        if shared:  # a programming error in a task's `serving`, found when the signature is traced
+            raise ValueError(f"outputs {shared} have the names of inputs; ONNX converters cannot tell them apart")
+        return outputs
 
     ranges = {name: (0, 255) if s.dtype == tf.uint8 else (0.0, 1.0) for name, s in by_name.items()}
     return Signature(tf.function(serve, input_signature=[by_name]), {**ranges, **(examples or {})})
@@ -77,3 +87,24 @@ def random_inputs(specs: dict[str, tf.TensorSpec], examples: dict[str, tuple[flo
         else:
             inputs[name] = rng.uniform(low, high, shape).astype(specs[name].dtype.as_numpy_dtype)
     return inputs
+
+
+def check_inputs(inputs: dict[str, np.ndarray], expected: dict[str, tuple[np.dtype, list[int | None]]],
+                 where: str) -> None:
+    """Raises UserError unless `inputs` have exactly the `expected` {name: (dtype, shape)} (None: any
+    size), at least one example, and only finite floats: what the SavedModel's graph checks itself and
+    the TFLite and ONNX runtimes do not (a wrong shape gives garbage or a crash, NaN runs through, some
+    kernels fail on an empty batch). `where` names the model in the message, e.g. "signature 'render'"."""
+    if set(inputs) != set(expected):
+        raise UserError(f"{where} takes inputs {sorted(expected)}, got {sorted(inputs)}")
+    for name, (dtype, shape) in expected.items():
+        value = np.asarray(inputs[name])
+        fits = value.ndim == len(shape) and all(e is None or e == v for e, v in zip(shape, value.shape))
+        if value.dtype != dtype or not fits:
+            wanted = "x".join("N" if e is None else str(e) for e in shape)
+            raise UserError(f"input {name!r} of {where} is {value.dtype} {list(value.shape)}; "
+                            f"expected {np.dtype(dtype).name} [{wanted}]")
+        if value.shape[0] == 0:
+            raise UserError(f"input {name!r} of {where} holds no examples (batch size 0)")
+        if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
+            raise UserError(f"input {name!r} of {where} holds NaN or infinity")

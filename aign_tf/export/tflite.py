@@ -2,7 +2,8 @@
 
 The model is converted with TFLite builtin ops only: a signature that would need a TensorFlow (Flex)
 op fails the conversion, naming the op. The interpreter itself checks neither input shapes (a wrong
-one gives garbage or a crash) nor empty batches nor NaN, so `run` checks all three first.
+one gives garbage or a crash) nor empty batches nor NaN, so `run` checks all three first
+(`aign_tf.export.signatures.check_inputs`).
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from aign_tf.errors import UserError
+from aign_tf.export.signatures import check_inputs
 
 FILENAME = "model.tflite"  # inside the export's version directory, next to saved_model.pb
 
@@ -39,20 +41,9 @@ def interpreter(path: str, threads: int | None = None):
 
 
 def run(model, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Runs one signature of a LiteRT interpreter after checking the inputs' names, dtypes and shapes."""
+    """Runs one signature of a LiteRT interpreter after `signatures.check_inputs`."""
     runner = model.get_signature_runner(signature)
-    details = runner.get_input_details()
-    if set(inputs) != set(details):
-        raise UserError(f"signature {signature!r} takes inputs {sorted(details)}, got {sorted(inputs)}")
-    for name, detail in details.items():
-        value, expected = np.asarray(inputs[name]), detail["shape_signature"]
-        fits = value.ndim == len(expected) and all(e == -1 or e == v for e, v in zip(expected, value.shape))
-        if value.dtype != detail["dtype"] or not fits:
-            wanted = "x".join("N" if e == -1 else str(e) for e in expected)
-            raise UserError(f"input {name!r} of signature {signature!r} is {value.dtype} {list(value.shape)}; "
-                            f"expected {np.dtype(detail['dtype']).name} [{wanted}]")
-        if value.shape[0] == 0:  # the interpreter fails to prepare some kernels on an empty batch
-            raise UserError(f"input {name!r} of signature {signature!r} holds no examples (batch size 0)")
-        if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
-            raise UserError(f"input {name!r} of signature {signature!r} holds NaN or infinity")
+    expected = {name: (detail["dtype"], [None if e == -1 else int(e) for e in detail["shape_signature"]])
+                for name, detail in runner.get_input_details().items()}
+    check_inputs(inputs, expected, f"signature {signature!r}")
     return runner(**inputs)

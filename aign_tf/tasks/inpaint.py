@@ -182,9 +182,9 @@ class InpaintTask(image_tasks.ImageTask):
 
     def serving(self, model: AIGN) -> dict:
         """serving_default  uint8 image [N, H, W, C] and uint8 mask [N, H, W, 1] (nonzero = visible) ->
-                         uint8 "image", the completion (visible input pixels kept, hidden ones from G(x)),
-                         and uint8 "prediction", G(x) itself
-        render           float image [N, H, W, C] in [0, 1] and float 0/1 mask -> float "image", the
+                         uint8 "completed", the completion (visible input pixels kept, hidden ones from
+                         G(x)), and uint8 "prediction", G(x) itself
+        render           float image [N, H, W, C] in [0, 1] and float 0/1 mask -> float "rendered", the
                          renderer's P(image, mask) (the learned decoder's output in the decoder ablation)"""
         rows, cols, channels = model.generator.input["image"].shape[1:]
 
@@ -192,11 +192,12 @@ class InpaintTask(image_tasks.ImageTask):
             visible = tf.minimum(tf.cast(inputs["mask"], tf.float32), 1.0)
             masked = image_renderer.mask(image_from_uint8(inputs["image"]), visible)
             predicted = model.generator({"image": masked, "mask": visible}, training=False)["image"]
-            return {"image": image_to_uint8(masked + (1.0 - visible) * predicted), "prediction": image_to_uint8(predicted)}
+            return {"completed": image_to_uint8(masked + (1.0 - visible) * predicted),
+                    "prediction": image_to_uint8(predicted)}
 
         def render(inputs):
             rendered, _ = model.render({"image": inputs["image"]}, {"mask": inputs["mask"]})
-            return {"image": rendered}
+            return {"rendered": rendered}
 
         return {"serving_default": signature([spec("image", (rows, cols, channels), tf.uint8),
                                               spec("mask", (rows, cols, 1), tf.uint8)], complete),

@@ -151,16 +151,16 @@ class SuperresTask(image_tasks.ImageTask):
 
 
     def serving(self, model: AIGN) -> dict:
-        """serving_default  uint8 low-resolution image [N, h, w, C] -> uint8 "image" [N, 4h, 4w, C], G(x)
-        render           float image [N, 4h, 4w, C] -> float "image" [N, h, w, C], its 4x4 average pooling"""
+        """serving_default  uint8 low-resolution image [N, h, w, C] -> uint8 "prediction" [N, 4h, 4w, C], G(x)
+        render           float image [N, 4h, 4w, C] -> float "rendered" [N, h, w, C], its 4x4 average pooling"""
         rows, cols, channels = model.generator.input["image"].shape[1:]
 
         def upsample(inputs):
             predicted = model.generator({"image": image_from_uint8(inputs["image"])}, training=False)["image"]
-            return {"image": image_to_uint8(predicted)}
+            return {"prediction": image_to_uint8(predicted)}
 
         def render(inputs):
-            return {"image": model.render(inputs, None)[0]}
+            return {"rendered": model.render(inputs, None)[0]}
 
         return {"serving_default": signature([spec("image", (rows, cols, channels), tf.uint8)], upsample),
                 "render": signature([spec("image", (FACTOR * rows, FACTOR * cols, channels))], render)}

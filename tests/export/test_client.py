@@ -145,7 +145,7 @@ def test_cli_writes_the_outputs_of_png_inputs(exports, servers, tmp_path):
     result = run_client(f"--server={servers['rest', 'inpaint']}", "--model=inpaint", f"--input=image={tmp_path}/image.png",
                         "--input", f"mask={tmp_path}/mask.png", f"--output={tmp_path}/out")
     assert result.returncode == 0, result.stderr
-    assert "image: uint8 [1, 28, 28, 1]" in result.stdout and "prediction: uint8 [1, 28, 28, 1]" in result.stdout
+    assert "completed: uint8 [1, 28, 28, 1]" in result.stdout and "prediction: uint8 [1, 28, 28, 1]" in result.stdout
     for name, value in in_process(exports, "inpaint", "serving_default", inputs).items():
         np.testing.assert_array_equal(np.load(tmp_path / "out" / f"{name}.npy"), value)
         np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / f"{name}.png")), value[0, ..., 0])

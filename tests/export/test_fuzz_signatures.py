@@ -1,6 +1,7 @@
-"""Random malformed inputs to every signature of every task's export, through the SavedModel and through
-TFLite (`aign_tf.export.tflite.run`): each one is refused with a clean error that names the input or
-the expected spec, never run into garbage or a crash.
+"""Random malformed inputs to every signature of every task's export, through the SavedModel, through
+TFLite (`aign_tf.export.tflite.run`) and, for serving_default, through ONNX (`aign_tf.export.onnx.run`,
+when tf2onnx and onnxruntime are installed): each one is refused with a clean error that names the
+input or the expected spec, never run into garbage or a crash.
 
 Malformations, each on valid random inputs (batch 2): another dtype, one axis fewer or more, a non-batch
 axis one longer, NaN and +inf in a float input, a missing input, an extra input.
@@ -9,7 +10,7 @@ The SavedModel is fed typed tensors, as a TF Serving client sends them: given Nu
 itself converts them to the signature's dtype before the graph sees them (float32 -> uint8 truncates),
 so a dtype check cannot happen there.
 
-Batch size 0 (valid inputs otherwise) is refused by both with a clean error ("holds no examples
+Batch size 0 (valid inputs otherwise) is refused by all three with a clean error ("holds no examples
 (batch size 0)"): the networks' convolutions and TFLite's kernels fail on an empty batch, so no
 signature could return empty outputs consistently.
 """
@@ -18,9 +19,9 @@ import pytest
 import tensorflow as tf
 
 from aign_tf.errors import UserError
-from aign_tf.export import tflite
+from aign_tf.export import onnx, tflite
 from aign_tf.export.signatures import random_inputs
-from tests.testing import TINY_MODELS
+from tests.testing import HAVE_ONNX, TINY_MODELS
 
 SEED = 11
 SIGNATURES = ("serving_default", "render", "generator")
@@ -32,6 +33,20 @@ def loaded(exports):
     """{task: (the loaded SavedModel, a LiteRT interpreter on its model.tflite)}."""
     return {task: (tf.saved_model.load(path), tflite.interpreter(f"{path}/{tflite.FILENAME}"))
             for task, (path, _) in exports.items()}
+
+
+@pytest.fixture(scope="module")
+def onnx_sessions(exports):
+    """{task: an onnxruntime session on its model.onnx (serving_default)}; {} without onnxruntime."""
+    return {task: onnx.session(f"{path}/{onnx.FILENAME}") for task, (path, _) in exports.items()} if HAVE_ONNX else {}
+
+
+def other_runtimes(task: str, signature: str, interpreter, onnx_sessions: dict) -> dict:
+    """{name: run(inputs)} of the runtimes other than TensorFlow that hold this signature."""
+    runs = {"TFLite": lambda inputs: tflite.run(interpreter, signature, inputs)}
+    if signature == onnx.SIGNATURE and task in onnx_sessions:
+        runs["ONNX"] = lambda inputs: onnx.run(onnx_sessions[task], inputs)
+    return runs
 
 
 def valid_inputs(specs: dict, batch_size: int, seed: int = SEED) -> dict[str, np.ndarray]:
@@ -73,13 +88,15 @@ def call_saved_model(function, inputs):
 
 @pytest.mark.parametrize("signature", SIGNATURES)
 @pytest.mark.parametrize("task", sorted(TINY_MODELS))
-def test_malformed_inputs_are_refused(loaded, task, signature):
+def test_malformed_inputs_are_refused(loaded, onnx_sessions, task, signature):
     model, interpreter = loaded[task]
     function = model.signatures[signature]
     specs = function.structured_input_signature[1]
-    # The valid inputs run on both, so each refusal below is about the one thing that is wrong.
+    runtimes = other_runtimes(task, signature, interpreter, onnx_sessions)
+    # The valid inputs run on all, so each refusal below is about the one thing that is wrong.
     valid = valid_inputs(specs, 2)
-    assert set(call_saved_model(function, valid)) == set(tflite.run(interpreter, signature, valid))
+    for run in runtimes.values():
+        assert set(call_saved_model(function, valid)) == set(run(valid))
 
     for what, inputs, name in malformed(specs, np.random.default_rng(SEED)):
         with pytest.raises(SAVED_MODEL_ERRORS) as caught:
@@ -87,18 +104,20 @@ def test_malformed_inputs_are_refused(loaded, task, signature):
         message = str(caught.value)  # a dtype error names the input's position and its expected dtype
         assert name in message or "was expected to be a" in message, f"{task}/{signature}, {what}: {message[:300]}"
 
-        with pytest.raises(UserError, match=name) as caught:
-            tflite.run(interpreter, signature, inputs)
-        assert "\n" not in str(caught.value), f"{task}/{signature}, {what}"
+        for runtime, run in runtimes.items():
+            with pytest.raises(UserError, match=name) as caught:
+                run(inputs)
+            assert "\n" not in str(caught.value), f"{task}/{signature}, {runtime}, {what}"
 
 
 @pytest.mark.parametrize("signature", SIGNATURES)
 @pytest.mark.parametrize("task", sorted(TINY_MODELS))
-def test_an_empty_batch_is_refused(loaded, task, signature):
+def test_an_empty_batch_is_refused(loaded, onnx_sessions, task, signature):
     model, interpreter = loaded[task]
     function = model.signatures[signature]
     empty = valid_inputs(function.structured_input_signature[1], 0)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"holds no examples \(batch size 0\)"):
         call_saved_model(function, empty)
-    with pytest.raises(UserError, match=r"holds no examples \(batch size 0\)"):
-        tflite.run(interpreter, signature, empty)
+    for run in other_runtimes(task, signature, interpreter, onnx_sessions).values():
+        with pytest.raises(UserError, match=r"holds no examples \(batch size 0\)"):
+            run(empty)

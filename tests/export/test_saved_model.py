@@ -16,7 +16,7 @@ from aign_tf.errors import UserError
 from aign_tf.export import saved_model, tflite
 from aign_tf.tasks.pose3d import data as pose_data
 from aign_tf.zoo import registry
-from tests.testing import checkpointed
+from tests.testing import HAVE_ONNX, checkpointed
 
 SIGNATURES = {"serving_default", "render", "generator"}
 
@@ -105,7 +105,8 @@ def numpy_pinhole(joints, focal_px, size):
 
 def expected_outputs(task, model, inputs):
     """{signature: {output: reference}} from the in-process Keras model and NumPy."""
-    generator = {k: v.numpy() for k, v in model.generator(inputs["generator"], training=False).items()}
+    generator = {("predicted_" + k if k in inputs["generator"] else k): v.numpy()  # image -> predicted_image
+                 for k, v in model.generator(inputs["generator"], training=False).items()}
     default, render = inputs["serving_default"], inputs["render"]
     if task in ("inpaint", "decoder_ablation"):
         visible = np.minimum(default["mask"], 1).astype(np.float32)
@@ -113,15 +114,15 @@ def expected_outputs(task, model, inputs):
         predicted = model.generator({"image": masked, "mask": visible}, training=False)["image"].numpy()
         rendered = (model.decoder(render["image"]).numpy() if task == "decoder_ablation"
                     else render["image"] * render["mask"])
-        return {"serving_default": {"image": to_uint8(masked + (1 - visible) * predicted),
+        return {"serving_default": {"completed": to_uint8(masked + (1 - visible) * predicted),
                                     "prediction": to_uint8(predicted)},
-                "render": {"image": rendered}, "generator": generator}
+                "render": {"rendered": rendered}, "generator": generator}
     if task == "superres":
         high = render["image"]
         n, rows, cols, channels = high.shape
         pooled = high.reshape(n, rows // 4, 4, cols // 4, 4, channels).mean(axis=(2, 4))
-        return {"serving_default": {"image": to_uint8(generator["image"])}, "render": {"image": pooled},
-                "generator": generator}
+        return {"serving_default": {"prediction": to_uint8(generator["predicted_image"])},
+                "render": {"rendered": pooled}, "generator": generator}
     if task == "pose3d":
         size = default["image_size"]
         half = size.max(-1) / 2
@@ -136,7 +137,7 @@ def expected_outputs(task, model, inputs):
         rz = np.stack([np.cos(c), -np.sin(c), zeros, np.sin(c), np.cos(c), zeros, zeros, zeros, ones], -1)
         rotation = rx.reshape(-1, 3, 3) @ ry.reshape(-1, 3, 3) @ rz.reshape(-1, 3, 3)
         return {"serving_default": {"joints": joints, "rotation": rotation, "translation": p["translation"],
-                                    "focal_px": focal_px, "keypoints": numpy_pinhole(joints, focal_px, size)},
+                                    "focal_px": focal_px, "reprojected": numpy_pinhole(joints, focal_px, size)},
                 "render": {"keypoints": numpy_pinhole(render["joints"], render["focal_px"], render["image_size"])},
                 "generator": generator}
     frames = {k: v / np.float32(255) for k, v in default.items()}
@@ -161,6 +162,7 @@ def test_layout_metadata_and_signatures(exports):
     for task, (path, _) in exports.items():
         assert path.endswith(os.path.join(task, "1"))
         assert {"saved_model.pb", "variables", "export.json", "model.tflite"} <= set(os.listdir(path))
+        assert ("model.onnx" in os.listdir(path)) == HAVE_ONNX
         with open(os.path.join(path, "export.json")) as f:
             metadata = json.load(f)
         assert metadata["task"] == task and metadata["step"] == 0 and metadata["version"] == 1
@@ -193,8 +195,8 @@ def test_fresh_process_gets_the_keras_models_outputs(exports, tmp_path):
 
 
 def test_saved_model_cli_lists_the_signatures(exports):
-    done = subprocess.run(["saved_model_cli", "show", "--dir", exports["inpaint"][0], "--all"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "show", "--dir",
+                           exports["inpaint"][0], "--all"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     for name in SIGNATURES:
         assert f"signature_def['{name}']" in done.stdout
@@ -260,10 +262,13 @@ def test_cli_exports_and_refuses_with_one_line(tmp_path):
         return subprocess.run([sys.executable, "-m", "aign_tf.export", *args], capture_output=True, text=True,
                               timeout=300)
 
-    done = run("--task=superres", f"--model_dir={model_dir}", f"--out={out}", "--version=7")
+    done = run("--task=superres", f"--model_dir={model_dir}", f"--out={out}", "--version=7",
+               *(["--onnx"] if HAVE_ONNX else []))
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"exported superres (step 0) to {out}/superres/7" in done.stdout
-    assert "serving_default(image: uint8[None, 7, 7, 1]) -> image: uint8[None, 28, 28, 1]" in done.stdout
+    assert "serving_default(image: uint8[None, 7, 7, 1]) -> prediction: uint8[None, 28, 28, 1]" in done.stdout
+    if HAVE_ONNX:
+        assert "model.onnx: max |SavedModel - ONNX| on random inputs\n    serving_default: prediction " in done.stdout
     done = run("--task=superres", f"--model_dir={model_dir}", f"--out={out}", "--version=7")
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()

@@ -210,7 +210,7 @@ class PoseTask(Task):
                          principal point is the image centre, coordinates are scaled by half the longer
                          side as in training) -> "joints" [N, J, 3], the 3D joints in the camera frame
                          (metres, x right, y down, z forward), "rotation" [N, 3, 3] (Rx Ry Rz),
-                         "translation" [N, 3] (metres, of the pelvis), "focal_px" [N] and "keypoints"
+                         "translation" [N, 3] (metres, of the pelvis), "focal_px" [N] and "reprojected"
                          [N, J, 2], the joints reprojected (pixels)
         render           joints [N, J, 3], focal_px [N], image_size [N, 2] -> "keypoints" [N, J, 2] (eq. 2)"""
         joints = model.generator.input["keypoints"].shape[1]
@@ -229,7 +229,7 @@ class PoseTask(Task):
             focal_px = predicted["focal"][:, 0] * half[:, 0, 0]
             return {"joints": camera_joints, "rotation": camera.rotation_xyz(predicted["angles"]),
                     "translation": translation, "focal_px": focal_px,
-                    "keypoints": project_px(camera_joints, focal_px, size)}
+                    "reprojected": project_px(camera_joints, focal_px, size)}
 
         def render(inputs):
             return {"keypoints": project_px(inputs["joints"], inputs["focal_px"], inputs["image_size"])}
