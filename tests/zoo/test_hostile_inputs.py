@@ -35,8 +35,9 @@ def command(module, *args, file_size_limit=None):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # else the kernel kills the process instead
         resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
 
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}  # no .pyc cut short by the limit for later runs
     return subprocess.Popen([sys.executable, "-m", f"aign_tf.{module}", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, preexec_fn=limit if file_size_limit else None)
+                            stderr=subprocess.PIPE, text=True, env=env, preexec_fn=limit if file_size_limit else None)
 
 
 def finish(process, status, expected):
@@ -62,9 +63,12 @@ def leftovers(directory):
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    """A model dir with config.json and one checkpoint of a tiny inpaint model."""
+    """A model dir with config.json and one checkpoint of a tiny inpaint model; the caches its
+    evaluation needs (images, classifier) are written first, so that a command run on a full disk
+    fails where the test expects it, not at a cache that another test would have written."""
     model_dir = str(tmp_path_factory.mktemp("tiny") / "inpaint")
-    checkpointed("inpaint", model_dir)
+    task, _ = checkpointed("inpaint", model_dir)
+    assert task.judge is not None
     return model_dir
 
 
@@ -176,12 +180,14 @@ def test_os_errors_are_one_line_naming_the_file():
 
 
 def test_evaluation_picture_that_cannot_be_written_is_a_warning(tmp_path, monkeypatch, capsys):
-    def no_space(path, grid):
+    from PIL import Image
+
+    def no_space(image, path, *args, **kwargs):  # the disk fills up halfway through the PNG
         with open(path, "wb") as f:
             f.write(b"half a png")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(evaluate.pictures, "save_png", no_space)
+    monkeypatch.setattr(Image.Image, "save", no_space)
     evaluate.write_picture(str(tmp_path), {"input": tf.zeros([2, 4, 4, 1])})
     assert capsys.readouterr().err.strip() == (f"warning: cannot write {tmp_path}/evaluation.png: No space left on "
                                                "device; the metrics are not affected")
