@@ -134,12 +134,13 @@ T_POSE = np.array([
 
 # -- Options: a value other than the default for each (tests/zoo/test_cli.py, test_rundir.py) --------
 
-SPECIAL_VALUES = {"frame_size": "32x96"}  # options whose values have a form of their own
+# Text options whose values have a form of their own (pose3d's --image_size is a number: not these).
+SPECIAL_VALUES = {"frame_size": "32x96", "image_size": "32x24", "mask": "bottom"}
 
 
 def other_value(name, kind, default, choices=None, minimum=None):
     """A valid value of an option (`kind` int, float, str or bool) other than `default`."""
-    if name in SPECIAL_VALUES:
+    if kind is str and name in SPECIAL_VALUES:
         return SPECIAL_VALUES[name]
     if choices is not None:
         return next(choice for choice in choices if choice != default)
@@ -223,6 +224,122 @@ def make_h36m_2d(lengths=H36M_LENGTHS, extra=2, joints=17):
 def save_npz(path, **arrays):
     np.savez_compressed(path, **arrays)
     return str(path)
+
+
+# -- A Human3.6M data directory with real skeletons (tests/tasks/test_pose3d_h36m.py) -----------------
+
+H36M_ACTIONS = ("Directions 1", "Walking", "SittingDown 2")
+H36M_FRAMES = 12
+
+
+def h36m_camera_frame(points, subject, camera):
+    """World (z up, metres) -> Human3.6M camera frame, written here with scipy's quaternions."""
+    from scipy.spatial.transform import Rotation
+
+    from aign_tf.data import h36m
+
+    (w, x, y, z), position_mm = h36m.EXTRINSICS[subject][camera]
+    return (points - np.asarray(position_mm) / 1000) @ Rotation.from_quat([x, y, z, w]).as_matrix()
+
+
+def h36m_project(points, camera):
+    """Pinhole projection (no lens distortion) of camera-frame points to pixels of Human3.6M camera `camera`."""
+    from aign_tf.data import h36m
+
+    intrinsics = h36m.CAMERAS[camera]
+    return np.asarray(intrinsics.focal_px) * points[..., :2] / points[..., 2:] + np.asarray(intrinsics.centre_px)
+
+
+def h36m_markers(clip_joints):
+    """DeepMimic skeletons [T, 15, 3] (y up) -> 32 Human3.6M markers [T, 32, 3] in its world frame (z up,
+    the pelvis over the origin): the 17 kept joints, spine and nose in between; the others copy the hip."""
+    from aign_tf.data import h36m
+
+    world = clip_joints @ np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]])  # (x, y, z) -> (x, -z, y)
+    world = world - np.array([1.0, 1.0, 0.0]) * world[:, :1].mean(axis=0)
+    spine = (world[:, 0] + world[:, 7]) / 2
+    nose = (world[:, 7] + world[:, 8]) / 2
+    joints = np.concatenate([world[:, :7], spine[:, None], world[:, 7:8], nose[:, None], world[:, 8:]], axis=1)
+    markers = np.repeat(joints[:, :1], h36m.NUM_JOINTS_FULL, axis=1)
+    markers[:, list(h36m.H36M17_FROM_32)] = joints
+    return markers.astype(np.float32)
+
+
+def write_h36m_dir(directory, kinds=("gt", "cpn"), actions=H36M_ACTIONS, frames=H36M_FRAMES, cpn_noise_px=3.0):
+    """A VideoPose3D data directory: each subject's sequences are DeepMimic frames (no frame used twice)
+    in the Human3.6M world; the 2D files hold their projections through the real cameras (pixels, no lens
+    distortion; cpn: plus Gaussian noise), 2 frames longer than the 3D. Returns the directory."""
+    import os
+
+    from aign_tf.data import deepmimic, h36m
+
+    os.makedirs(directory, exist_ok=True)
+    clips = list(deepmimic.load_clips().values())
+    rng = np.random.default_rng(0)
+    positions_3d, positions_2d = {}, {kind: {} for kind in kinds}
+    for s, subject in enumerate(H36M_SUBJECTS):
+        positions_3d[subject] = {}
+        for kind in kinds:
+            positions_2d[kind][subject] = {}
+        for a, action in enumerate(actions):
+            sequence = s * len(actions) + a  # a clip of its own, or later frames of one already used
+            start = sequence // len(clips) * (frames + 2)
+            joints = clips[sequence % len(clips)].joints[start:start + frames + 2]
+            markers = h36m_markers(joints)
+            positions_3d[subject][action] = markers[:frames]
+            kept = markers[:, list(h36m.H36M17_FROM_32)].astype(np.float64)
+            views = [h36m_project(h36m_camera_frame(kept, subject, c), c) for c in range(len(h36m.CAMERAS))]
+            for kind in kinds:
+                noise = cpn_noise_px if kind == "cpn" else 0.0
+                positions_2d[kind][subject][action] = [
+                    (view + rng.normal(0.0, noise, view.shape)).astype(np.float32) for view in views]
+    save_npz(os.path.join(directory, h36m.FILE_3D), positions_3d=positions_3d)
+    for kind in kinds:
+        save_npz(os.path.join(directory, h36m.FILES_2D[kind]), positions_2d=positions_2d[kind],
+                 metadata=H36M_METADATA)
+    return str(directory)
+
+
+# -- Image folders and ORL faces (tests/data/test_image_folders.py, tests/zoo/test_image_folders_cli.py) --
+
+IMAGE_FORMATS = ("png", "jpg", "bmp", "pgm")  # written in turn; PGM only for grey images
+
+
+def folder_pixels(label, index, size, colour=False):
+    """uint8 [rows, columns] (or [..., 3]) image unique to (label, index): a gradient with an offset."""
+    rows, columns = np.mgrid[:size[0], :size[1]]
+    grey = (40 * label + 7 * index + 3 * rows + 5 * columns) % 256
+    return np.stack([grey, 255 - grey, (grey * 3) % 256], -1).astype(np.uint8) if colour else grey.astype(np.uint8)
+
+
+def write_image_folder(root, counts, size=(8, 6), colour=()):
+    """Writes counts[class] images per class subfolder of `root` (a pathlib.Path; class "" = flat, in
+    root itself), in IMAGE_FORMATS in turn (no PGM for the `colour` classes); returns {path: (label, pixels)}."""
+    written = {}
+    for label, (name, count) in enumerate(counts.items()):
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        formats = [f for f in IMAGE_FORMATS if f != "pgm"] if name in colour else IMAGE_FORMATS
+        for index in range(count):
+            pixels = folder_pixels(label, index, size, colour=name in colour)
+            path = folder / f"{index}.{formats[index % len(formats)]}"
+            Image.fromarray(pixels).save(path)
+            written[str(path)] = (label, pixels)
+    return written
+
+
+def write_orl(root, people=(1, 2, 3, 4), photos=10, size=(112, 92)):
+    """The ORL layout under `root`: sN/1.pgm ... sN/{photos}.pgm, grey, `size` rows x columns; returns
+    {path: (person, pixels)}."""
+    written = {}
+    for person in people:
+        (root / f"s{person}").mkdir(parents=True)
+        for photo in range(1, photos + 1):
+            pixels = folder_pixels(person, photo, size)
+            path = root / f"s{person}" / f"{photo}.pgm"
+            Image.fromarray(pixels).save(path)
+            written[str(path)] = (person, pixels)
+    return written
 
 
 # -- Fashion-MNIST IDX files (tests/data/test_images.py, tests/data/test_bad_data.py) ----------------

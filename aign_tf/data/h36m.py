@@ -18,6 +18,12 @@ These files are pickles: load only files you trust.
 S11, one third of the frame rate (every third frame, frames 0, 3, 6, ... of each sequence). The 32
 markers are reduced to 17 joints with `H36M17_FROM_32` (the joints VideoPose3D keeps), in the
 order of `H36M17_NAMES`.
+
+Cameras: the files hold no calibration. `CAMERAS` (intrinsics, the same for every subject) and
+`EXTRINSICS` (per subject) are the Human3.6M calibration as VideoPose3D's ``common/h36m_dataset.py``
+lists it; `CAMERAS[c]` is camera c of every per-camera list in a 2D file. `world_to_camera` moves
+world points into a camera's frame (x right, y down, z forward, metres), the frame in which
+VideoPose3D projects the ground-truth 2D (with lens distortion, which is not modelled here).
 """
 
 from __future__ import annotations
@@ -69,6 +75,122 @@ H36M17_SYMMETRY: tuple[tuple[int, ...], tuple[int, ...]] = ((4, 5, 6, 11, 12, 13
 
 # Coordinates larger than this (in metres) mean the file is in millimetres.
 _MAX_METRES = 20.0
+
+FILE_3D = "data_3d_h36m.npz"
+FILES_2D = {"gt": "data_2d_h36m_gt.npz", "cpn": "data_2d_h36m_cpn_ft_h36m_dbb.npz"}  # by kind of 2D input
+
+# The 15 actions, in the order of the paper's Tables 1-2 (Zhou et al.'s layout).
+ACTIONS: tuple[str, ...] = ("Directions", "Discussion", "Eating", "Greeting", "Phoning", "Photo", "Posing",
+                            "Purchases", "Sitting", "SittingDown", "Smoking", "Waiting", "WalkDog", "Walking",
+                            "WalkTogether")
+_ACTION_ALIASES = {"TakingPhoto": "Photo", "WalkingDog": "WalkDog"}  # Human3.6M's own names for two of them
+
+
+def action_name(sequence: str) -> str:
+    """The action of a sequence: "Directions 1" -> "Directions", "TakingPhoto 1" -> "Photo"."""
+    base = str(sequence).split(" ")[0]
+    return _ACTION_ALIASES.get(base, base)
+
+
+@dataclasses.dataclass(frozen=True)
+class Intrinsics:
+    """One Human3.6M camera: focal lengths and principal point in pixels of a width x height image."""
+
+    id: str
+    focal_px: tuple[float, float]
+    centre_px: tuple[float, float]
+    size_px: tuple[int, int]  # (width, height)
+
+
+CAMERAS: tuple[Intrinsics, ...] = (
+    Intrinsics("54138969", (1145.0494384765625, 1143.7811279296875), (512.54150390625, 515.4514770507812),
+               (1000, 1002)),
+    Intrinsics("55011271", (1149.6756591796875, 1147.5916748046875), (508.8486328125, 508.0649108886719),
+               (1000, 1000)),
+    Intrinsics("58860488", (1149.1407470703125, 1148.7989501953125), (519.8158569335938, 501.40264892578125),
+               (1000, 1000)),
+    Intrinsics("60457274", (1145.5113525390625, 1144.77392578125), (514.9682006835938, 501.88201904296875),
+               (1000, 1002)),
+)
+
+# Per subject, per camera (in the order of CAMERAS): the camera's orientation in the world, a unit
+# quaternion (w, x, y, z), and its position in the world in MILLIMETRES.
+EXTRINSICS: dict[str, tuple[tuple[tuple[float, float, float, float], tuple[float, float, float]], ...]] = {
+    "S1": (((0.1407056450843811, -0.1500701755285263, -0.755240797996521, 0.6223280429840088),
+            (1841.1070556640625, 4955.28466796875, 1563.4454345703125)),
+           ((0.6157187819480896, -0.764836311340332, -0.14833825826644897, 0.11794740706682205),
+            (1761.278564453125, -5078.0068359375, 1606.2650146484375)),
+           ((0.14651472866535187, -0.14647851884365082, 0.7653023600578308, -0.6094175577163696),
+            (-1846.7777099609375, 5215.04638671875, 1491.972412109375)),
+           ((0.5834008455276489, -0.7853162288665771, 0.14548823237419128, -0.14749594032764435),
+            (-1794.7896728515625, -3722.698974609375, 1574.8927001953125))),
+    "S5": (((0.1467377245426178, -0.162370964884758, -0.7551892995834351, 0.6178938746452332),
+            (2097.3916015625, 4880.94482421875, 1605.732421875)),
+           ((0.6159758567810059, -0.7626792192459106, -0.15728192031383514, 0.1189815029501915),
+            (2031.7008056640625, -5167.93310546875, 1612.923095703125)),
+           ((0.14291371405124664, -0.12907841801643372, 0.7678384780883789, -0.6110143065452576),
+            (-1620.5948486328125, 5171.65869140625, 1496.43701171875)),
+           ((0.5920479893684387, -0.7814217805862427, 0.1274748593568802, -0.15036417543888092),
+            (-1637.1737060546875, -3867.3173828125, 1547.033203125))),
+    "S6": (((0.1337897777557373, -0.15692396461963654, -0.7571090459823608, 0.6198879480361938),
+            (1935.4517822265625, 4950.24560546875, 1618.0838623046875)),
+           ((0.6147197484970093, -0.7628812789916992, -0.16174767911434174, 0.11819244921207428),
+            (1969.803955078125, -5128.73876953125, 1632.77880859375)),
+           ((0.1529948115348816, -0.13529130816459656, 0.7646096348762512, -0.6112781167030334),
+            (-1769.596435546875, 5185.361328125, 1476.993408203125)),
+           ((0.5916101336479187, -0.7804774045944214, 0.12832270562648773, -0.1561593860387802),
+            (-1721.668701171875, -3884.13134765625, 1540.4879150390625))),
+    "S7": (((0.1435241848230362, -0.1631336808204651, -0.7548328638076782, 0.6188824772834778),
+            (1974.512939453125, 4926.3544921875, 1597.8326416015625)),
+           ((0.6141672730445862, -0.7638262510299683, -0.1596645563840866, 0.1177929937839508),
+            (1937.0584716796875, -5119.7900390625, 1631.5665283203125)),
+           ((0.14550060033798218, -0.12874816358089447, 0.7660516500473022, -0.6127139329910278),
+            (-1741.8111572265625, 5208.24951171875, 1464.8245849609375)),
+           ((0.5912848114967346, -0.7821764349937439, 0.12445473670959473, -0.15196487307548523),
+            (-1734.7105712890625, -3832.42138671875, 1548.5830078125))),
+    "S8": (((0.14110587537288666, -0.15589867532253265, -0.7561917304992676, 0.619644045829773),
+            (2150.65185546875, 4896.1611328125, 1611.9046630859375)),
+           ((0.6169601678848267, -0.7647668123245239, -0.14846350252628326, 0.11158157885074615),
+            (2219.965576171875, -5148.453125, 1613.0440673828125)),
+           ((0.1471444070339203, -0.13377119600772858, 0.7670128345489502, -0.6100369691848755),
+            (-1571.2215576171875, 5137.0185546875, 1498.1761474609375)),
+           ((0.5927824378013611, -0.7825870513916016, 0.12147816270589828, -0.14631995558738708),
+            (-1476.913330078125, -3896.7412109375, 1547.97216796875))),
+    "S9": (((0.15540587902069092, -0.15548215806484222, -0.7532095313072205, 0.6199594736099243),
+            (2044.45849609375, 4935.1171875, 1481.2275390625)),
+           ((0.618784487247467, -0.7634735107421875, -0.14132238924503326, 0.11933968216180801),
+            (1990.959716796875, -5123.810546875, 1568.8048095703125)),
+           ((0.13357827067375183, -0.1367100477218628, 0.7689454555511475, -0.6100738644599915),
+            (-1670.9921875, 5211.98583984375, 1528.387939453125)),
+           ((0.5879399180412292, -0.7823407053947449, 0.1427614390850067, -0.14794869720935822),
+            (-1696.04345703125, -3827.099853515625, 1591.4127197265625))),
+    "S11": (((0.15232472121715546, -0.15442320704460144, -0.7547563314437866, 0.6191070079803467),
+             (2098.440185546875, 4926.5546875, 1500.278564453125)),
+            ((0.6189449429512024, -0.7600917220115662, -0.15300633013248444, 0.1255258321762085),
+             (2083.182373046875, -4912.1728515625, 1561.07861328125)),
+            ((0.14943228662014008, -0.15650227665901184, 0.7681233882904053, -0.6026304364204407),
+             (-1609.8153076171875, 5177.3359375, 1537.896728515625)),
+            ((0.5894251465797424, -0.7818877100944519, 0.13991211354732513, -0.14715361595153809),
+             (-1590.738037109375, -3854.1689453125, 1578.017578125))),
+}
+
+
+def _quaternion_matrix(q: Sequence[float]) -> np.ndarray:
+    """The rotation matrix [3, 3] of a unit quaternion (w, x, y, z): R v rotates v by q."""
+    w, x, y, z = q
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+                     [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+                     [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
+
+
+def world_to_camera(points: np.ndarray, subject: str, camera: int) -> np.ndarray:
+    """World points [..., 3] (metres, +z up) of `subject`'s capture -> camera `camera`'s frame
+    (x right, y down, z forward, metres), float64: R^T (X - t) for the camera's orientation R and position t."""
+    if subject not in EXTRINSICS or not 0 <= camera < len(CAMERAS):
+        raise UserError(f"no Human3.6M calibration for {subject}, camera {camera}: the subjects with cameras are "
+                        f"{', '.join(EXTRINSICS)}, cameras 0-{len(CAMERAS) - 1}")
+    orientation, position_mm = EXTRINSICS[subject][camera]
+    return (np.asarray(points, np.float64) - np.asarray(position_mm) / 1000.0) @ _quaternion_matrix(orientation)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,25 +330,15 @@ def _check_2d(path: str, subject: str, action: str, views, length: int, num_came
     return np.stack(out, axis=1)  # [T, C, 17, 2]
 
 
-def load_h36m(
-    path_3d: str,
-    path_2d: str | None = None,
-    *,
-    subjects: str | Sequence[str] = "train",
-    every: int = EVERY,
-    joints: int = NUM_JOINTS,
-) -> H36MPoses:
-    """Human3.6M frames of ``subjects`` ("train" = `TRAIN_SUBJECTS`, "test" = `TEST_SUBJECTS`,
-    "all", or a list of names), every ``every``-th frame of each sequence, with ``joints`` = 17
-    (`H36M17_FROM_32`) or 32 joints; with ``path_2d`` also each frame's 2D pose in every camera.
-
-    Sequences come subject by subject (in the order given), actions in sorted order.
-    """
+def _check_arguments(every, joints) -> None:
     if joints not in (NUM_JOINTS, NUM_JOINTS_FULL):
         raise UserError(f"joints must be 17 or 32, got {joints!r}")
     if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
         raise UserError(f"every must be a positive integer (3 = one third of the frame rate), got {every!r}")
-    subjects = _resolve_subjects(subjects)
+
+
+def _read(path_3d: str, path_2d: str | None) -> tuple[dict, dict | None]:
+    """The pickled dicts subject -> action -> positions of the 3D file and (if given) the 2D file."""
     data_3d, _ = _load_pickled_dict(path_3d, "positions_3d", _EXPECTED_3D)
     data_2d = None
     if path_2d is not None:
@@ -241,7 +353,12 @@ def load_h36m(
             raise UserError(
                 f"Human3.6M file {path_2d} declares {meta['num_joints']} joints: expected 17 (h36m layout)"
             )
+    return data_3d, data_2d
 
+
+def _frames(data_3d: dict, data_2d: dict | None, path_3d: str, path_2d: str | None, subjects: tuple[str, ...],
+            every: int, joints: int) -> H36MPoses:
+    """Every ``every``-th frame of the sequences of ``subjects`` in the files' dicts."""
     poses_3d, poses_2d, subject_col, action_col, frame_col = [], [], [], [], []
     num_cameras = None
     for subject in subjects:
@@ -277,6 +394,45 @@ def load_h36m(
         action=np.concatenate(action_col),
         frame=np.concatenate(frame_col).astype(np.int64),
     )
+
+
+def load_h36m(
+    path_3d: str,
+    path_2d: str | None = None,
+    *,
+    subjects: str | Sequence[str] = "train",
+    every: int = EVERY,
+    joints: int = NUM_JOINTS,
+) -> H36MPoses:
+    """Human3.6M frames of ``subjects`` ("train" = `TRAIN_SUBJECTS`, "test" = `TEST_SUBJECTS`,
+    "all", or a list of names), every ``every``-th frame of each sequence, with ``joints`` = 17
+    (`H36M17_FROM_32`) or 32 joints; with ``path_2d`` also each frame's 2D pose in every camera.
+
+    Sequences come subject by subject (in the order given), actions in sorted order.
+    """
+    _check_arguments(every, joints)
+    subjects = _resolve_subjects(subjects)
+    return _frames(*_read(path_3d, path_2d), path_3d, path_2d, subjects, every, joints)
+
+
+def load_protocol(data_dir: str, keypoints_2d: str = "gt", every: int = EVERY) -> tuple[H36MPoses, H36MPoses]:
+    """(training, test) frames of the paper's protocol (`TRAIN_SUBJECTS`, `TEST_SUBJECTS`, every
+    ``every``-th frame, 17 joints) from a directory holding `FILE_3D` and the 2D file
+    ``FILES_2D[keypoints_2d]`` ("gt" or "cpn"), each read once; the 2D file must have a list of
+    one array per camera of `CAMERAS` for every sequence."""
+    _check_arguments(every, NUM_JOINTS)
+    if not os.path.isdir(data_dir):
+        raise UserError(f"Human3.6M directory {data_dir} does not exist: give the directory holding {FILE_3D} "
+                        f"and {' / '.join(FILES_2D.values())}")
+    path_3d, path_2d = os.path.join(data_dir, FILE_3D), os.path.join(data_dir, FILES_2D[keypoints_2d])
+    data = _read(path_3d, path_2d)
+    split = tuple(_frames(*data, path_3d, path_2d, subjects, every, NUM_JOINTS)
+                  for subjects in (TRAIN_SUBJECTS, TEST_SUBJECTS))
+    for poses in split:
+        if poses.poses_2d.shape[1] != len(CAMERAS):
+            raise UserError(f"Human3.6M file {path_2d} has {poses.poses_2d.shape[1]} cameras per sequence: expected "
+                            f"{len(CAMERAS)}, the Human3.6M cameras in the order {', '.join(c.id for c in CAMERAS)}")
+    return split
 
 
 def _read_keypoint_array(path: str):

@@ -3,8 +3,10 @@
     python -m aign_tf.zoo.evaluate --task=inpaint --model_dir=runs/inpaint [--bias=8]
     python -m aign_tf.zoo.evaluate --task=pose3d --model_dir=runs/f2d3d,runs/interp,runs/aign
 
-Prints the task's metrics as a table (one column per model dir, side by side) and writes each
-model's metrics to MODEL_DIR/metrics.json, with an image grid of the first held-out batch in
+Prints the task's metrics as a table (one column per model dir, side by side), then its per-group
+metrics (named METRIC/GROUP: pose3d's per-clip or per-action errors) as tables in the layout of the
+paper's Tables 1-2 (a row per model, a column per group, the overall value as "Average"), and writes
+each model's metrics to MODEL_DIR/metrics.json, with an image grid of the first held-out batch in
 MODEL_DIR/evaluation.png. Task options given here (e.g. --bias to measure the share of one class)
 override the stored config for measurement. The table is printed before anything is written: a
 picture that cannot be written (a full or read-only disk) is a warning, a metrics.json one error line.
@@ -21,17 +23,38 @@ from aign_tf.tasks.base import Task
 from aign_tf.zoo import cli, pictures, rundir
 
 
+def _cell(values: dict[str, float], name: str) -> str:
+    return f"{values[name]:.6g}" if name in values else "-"
+
+
+def _aligned(rows: list[list[str]]) -> str:
+    """Rows of cells as text: the first column left-aligned, the others right-aligned."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(" ".join([row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]).rstrip()
+                     for row in rows)
+
+
 def format_table(metrics: dict[str, float], columns: dict[str, dict[str, float]] | None = None) -> str:
     """Rows of `metrics` (name, value); or with `columns` ({column: metrics}) one column each."""
     columns = columns or {"": metrics}
     names = list(dict.fromkeys(name for values in columns.values() for name in values))
-    width = max(len(name) for name in names)
-    cells = {c: [f"{values[n]:.6g}" if n in values else "-" for n in names] for c, values in columns.items()}
-    widths = {c: max([len(c)] + [len(v) for v in cells[c]]) for c in columns}
-    lines = [" ".join([" " * width] + [c.rjust(widths[c]) for c in columns])] if len(columns) > 1 else []
-    for i, name in enumerate(names):
-        lines.append(" ".join([name.ljust(width)] + [cells[c][i].rjust(widths[c]) for c in columns]).rstrip())
-    return "\n".join(lines)
+    header = [[""] + list(columns)] if len(columns) > 1 else []
+    return _aligned(header + [[name] + [_cell(values, name) for values in columns.values()] for name in names])
+
+
+def group_tables(columns: dict[str, dict[str, float]]) -> str:
+    """The metrics named METRIC/GROUP of `columns` ({model: metrics}) as the paper's Tables 1-2 lay them
+    out: one table per METRIC, a row per model, a column per GROUP (in order of appearance) and METRIC's
+    own value (the mean over all examples) as "Average". Empty without such metrics."""
+    named = [name.split("/", 1) for values in columns.values() for name in values if "/" in name]
+    tables = []
+    for metric in dict.fromkeys(metric for metric, _ in named):
+        groups = list(dict.fromkeys(group for m, group in named if m == metric))
+        rows = [[metric, *groups, "Average"]]
+        rows += [[model, *(_cell(values, f"{metric}/{g}") for g in groups), _cell(values, metric)]
+                 for model, values in columns.items()]
+        tables.append(_aligned(rows))
+    return "\n\n".join(tables)
 
 
 def measure_dir(task_class: type[Task], model_dir: str, options: dict) -> tuple[Task, dict[str, float], int, dict]:
@@ -85,7 +108,11 @@ def main(argv: list[str]) -> None:
     for model_dir, (_, metrics, step, _) in measured.items():
         print(f"{task.name} at step {step} ({model_dir})")
         columns[os.path.basename(os.path.normpath(model_dir))] = metrics
-    print(format_table(next(iter(columns.values())), columns if len(columns) > 1 else None), flush=True)
+    overall = {model: {k: v for k, v in metrics.items() if "/" not in k} for model, metrics in columns.items()}
+    print(format_table(next(iter(overall.values())), overall if len(overall) > 1 else None), flush=True)
+    tables = group_tables(columns)
+    if tables:
+        print(f"\n{tables}", flush=True)
     failures = []  # the table is out; each dir's files are written, or the first failure is the one line
     for model_dir, (bound, metrics, step, grids) in measured.items():
         try:

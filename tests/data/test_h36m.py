@@ -8,6 +8,7 @@ import pytest
 from aign_tf.data import h36m
 from aign_tf.errors import UserError
 from tests.testing import H36M_METADATA as METADATA, make_h36m_2d as make_2d, make_h36m_3d as make_3d
+from tests.testing import h36m_camera_frame, h36m_project, write_h36m_dir
 from tests.testing import save_npz as save
 
 @pytest.fixture
@@ -171,3 +172,72 @@ def test_bad_keypoint_files(tmp_path):
     check(obj, h36m.load_keypoints_2d, str(obj), 16)
     with pytest.raises(UserError):
         h36m.load_keypoints_2d(path, 0)
+
+
+# ---- the paper's protocol from a data directory, cameras, actions ----
+
+def test_cameras_look_at_the_capture_area_upright():
+    """Every subject's camera sees a person standing at the world origin (z up) inside its image, head up;
+    world_to_camera agrees with scipy's quaternions (tests/testing.py)."""
+    points = np.array([[0.0, 0.0, 0.1], [0.0, 0.0, 1.0], [0.0, 0.0, 1.8]])  # feet, pelvis, head (metres)
+    for subject in ("S1", "S5", "S6", "S7", "S8", "S9", "S11"):
+        for c, intrinsics in enumerate(h36m.CAMERAS):
+            camera = h36m.world_to_camera(points, subject, c)
+            np.testing.assert_allclose(camera, h36m_camera_frame(points, subject, c), atol=1e-6)  # float32 q
+            assert np.all((3.5 < camera[:, 2]) & (camera[:, 2] < 6.5))
+            pixels = h36m_project(camera, c)
+            assert np.all((0 < pixels) & (pixels < intrinsics.size_px)), (subject, c, pixels)
+            assert pixels[0, 1] > pixels[1, 1] > pixels[2, 1]  # feet below the pelvis below the head
+    with pytest.raises(UserError, match="S2"):
+        h36m.world_to_camera(points, "S2", 0)
+
+
+def test_action_names_follow_the_papers_tables():
+    assert len(h36m.ACTIONS) == 15 and h36m.ACTIONS[0] == "Directions" and h36m.ACTIONS[-1] == "WalkTogether"
+    assert [h36m.action_name(a) for a in ("Directions 1", "Walking", "TakingPhoto 1", "WalkingDog", "WalkDog 1")] == [
+        "Directions", "Walking", "Photo", "WalkDog", "WalkDog"]
+
+
+def test_protocol_reads_the_directory_once_per_file_and_splits_by_subject(tmp_path):
+    directory = write_h36m_dir(tmp_path)
+    train, test = h36m.load_protocol(directory)
+    assert list(dict.fromkeys(train.subject)) == list(h36m.TRAIN_SUBJECTS)
+    assert list(dict.fromkeys(test.subject)) == list(h36m.TEST_SUBJECTS)
+    assert set(train.frame) == {0, 3, 6, 9} and len(test) == 2 * 3 * 4  # 12 frames: every third
+    assert train.poses_3d.shape[1:] == (17, 3) and test.poses_2d.shape[1:] == (4, 17, 2)
+    train2, _ = h36m.load_protocol(directory, "cpn", every=2)
+    assert set(train2.frame) == {0, 2, 4, 6, 8, 10}
+    assert 1.0 < np.abs(train2.poses_2d - h36m.load_protocol(directory, every=2)[0].poses_2d).mean() < 5.0  # noise
+
+
+@pytest.mark.parametrize("damage, expected", [
+    ("no_dir", "does not exist"), ("no_cpn", "does not exist"), ("truncated", "not an .npz"),
+    ("nan", "non-finite"), ("joints", "31 joints"), ("no_S11", "no subject 'S11'"), ("cameras", "3 cameras"),
+])
+def test_damaged_directories_name_the_file(tmp_path, damage, expected):
+    directory = write_h36m_dir(tmp_path / "d", kinds=("gt",))
+    path_3d, path_2d = str(tmp_path / "d" / h36m.FILE_3D), str(tmp_path / "d" / h36m.FILES_2D["gt"])
+    kind, named = "gt", path_3d
+    positions = np.load(path_3d, allow_pickle=True)["positions_3d"].item()
+    if damage == "no_dir":
+        directory = named = str(tmp_path / "elsewhere")
+    elif damage == "no_cpn":
+        kind, named = "cpn", str(tmp_path / "d" / h36m.FILES_2D["cpn"])
+    elif damage == "truncated":
+        data = open(path_3d, "rb").read()
+        open(path_3d, "wb").write(data[: len(data) // 2])
+    elif damage in ("nan", "joints", "no_S11"):
+        if damage == "nan":
+            positions["S9"]["Walking"][3, 5] = np.nan
+        elif damage == "joints":
+            positions["S1"]["Walking"] = positions["S1"]["Walking"][:, :31]
+        else:
+            del positions["S11"]
+        save(path_3d, positions_3d=positions)
+    else:  # a 2D file with 3 cameras per sequence
+        positions_2d = np.load(path_2d, allow_pickle=True)["positions_2d"].item()
+        positions_2d = {s: {a: views[:3] for a, views in acts.items()} for s, acts in positions_2d.items()}
+        save(path_2d, positions_2d=positions_2d, metadata=METADATA)
+        named = path_2d
+    message = check(named, h36m.load_protocol, directory, kind)
+    assert expected in message, message

@@ -388,7 +388,7 @@ def test_params_critic_reads_alpha_rotation_focal_of_memories_and_predictions():
     basis = task.basis
     # Memory alphas decode to canonical training skeletons; angles are (elevation, azimuth, 0) in range.
     shapes = basis.decode(memories[:, :10])
-    np.testing.assert_allclose(shapes[:, skeleton.PELVIS], 0.0, atol=0.05)
+    np.testing.assert_allclose(shapes[:, skeleton.DEEPMIMIC.pelvis], 0.0, atol=0.05)
     angles = np.arctan2(memories[:, 10:13], memories[:, 13:16])
     assert np.all(np.abs(angles[:, 2]) < 1e-6)
     assert np.all((angles[:, 0] >= np.radians(-10.01)) & (angles[:, 0] <= np.radians(30.01)))

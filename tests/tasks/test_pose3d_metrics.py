@@ -6,7 +6,7 @@ from scipy.linalg import orthogonal_procrustes
 from scipy.spatial.transform import Rotation
 
 from aign_tf.errors import UserError
-from aign_tf.tasks.pose3d import figures, metrics
+from aign_tf.tasks.pose3d import figures, metrics, skeleton
 from tests.testing import T_POSE
 
 LEFT_WRIST = 11
@@ -88,23 +88,6 @@ def test_metrics_reject_mismatched_shapes():
         metrics.pa_mpjpe_mm(np.zeros((2, 15, 3)), np.zeros((3, 15, 3)))
 
 
-def test_per_clip_table_text():
-    errors = {
-        "AIGN": {"walk": np.array([10.0, 20.0]), "jump": np.array([40.0])},
-        "IGN": {"walk": np.array([20.0, 20.0]), "jump": np.array([10.0])},
-    }
-    assert metrics.per_clip_table(errors) == (
-        "| clip | examples | AIGN | IGN |\n"
-        "| --- | ---: | ---: | ---: |\n"
-        "| walk | 2 | 15.0 | 20.0 |\n"
-        "| jump | 1 | 40.0 | 10.0 |\n"
-        "| average (all examples) | 3 | 23.3 | 16.7 |\n"
-        "| average (clip means) | 2 clips | 27.5 | 15.0 |\n"
-    )
-    with pytest.raises(UserError, match="same non-empty clips"):
-        metrics.per_clip_table({"AIGN": errors["AIGN"], "IGN": {"walk": np.array([1.0, 2.0])}})
-
-
 def test_skeleton_figure_writes_a_png_of_the_grid_size(tmp_path):
     true = _random_poses(2, seed=7)
     pred = _move(true, seed=8)
@@ -116,4 +99,5 @@ def test_skeleton_figure_writes_a_png_of_the_grid_size(tmp_path):
     assert pixels.dtype == np.uint8 and pixels.shape[:3] == (1, 400, 600)
     assert pixels.shape[3] in (3, 4)
     assert pixels.std() > 0
-    assert all(0 <= a < 15 and 0 <= b < 15 for a, b in figures.BONES) and len(figures.BONES) == 14
+    bones = skeleton.DEEPMIMIC.bones
+    assert all(0 <= a < 15 and 0 <= b < 15 for a, b in bones) and len(bones) == 14

@@ -1,10 +1,14 @@
 """3D human pose from 2D keypoints (paper §2.1, §3.1; supplementary §2.1): `--task=pose3d`.
 
-Data: the 15 DeepMimic motion-capture clips shipped in `aign_tf/data/motions`, split by clip.
-Regimes, by the paper's names: Sup1 (+ Sup2) paired 2D-3D examples of the training clips seen
-through random cameras (here Sup2 coincides with Sup1: without images, both are projections of the
-training skeletons); Sup3 the reprojection loss on the unlabelled 2D of the test clips; Sup4 the
-adversarial loss on the same test 2D, with memories of training skeletons. Models (`--model`):
+Data (`--dataset`): the 15 DeepMimic motion-capture clips shipped in `aign_tf/data/motions`, split
+by clip (15 joints, the default); or Human3.6M in VideoPose3D's layout (`--data_dir`), the paper's
+protocol: 17 joints, subjects S1, S5, S6, S7, S8 train and S9, S11 test, every `--frame_step`-th
+frame, ground-truth or detected (CPN) 2D inputs (`--keypoints_2d`). Regimes, by the paper's names:
+Sup1 paired 2D-3D examples of the training skeletons seen through random cameras; Sup2 real paired
+2D-3D examples, on Human3.6M the training subjects' 2D in each camera with their 3D (on DeepMimic
+Sup2 coincides with Sup1: without images, both are projections of the training skeletons); Sup3 the
+reprojection loss on the unlabelled test 2D; Sup4 the adversarial loss on the same test 2D, with
+memories of training skeletons. Models (`--model`):
 
     forward2d3d   Sup1+2          supervised only (reconstruction weight 0, no critic)
     interpreter   Sup1+2+3        + reprojection on test 2D ("3D interpreter")
@@ -37,6 +41,7 @@ from aign_tf.tasks.pose3d import data, figures, metrics, model as networks, skel
 MODELS = ("forward2d3d", "interpreter", "aign")
 GENERATORS = ("heatmap", "mlp")
 CRITIC_INPUTS = ("shape", "params")
+DATASETS = ("deepmimic", "h36m")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,18 +58,30 @@ class PoseOptions(Options):
                                   "32 heatmap pixels across the keypoints' bounding box.", minimum=0.1,
                                   unit="heatmap pixels")
     train_cameras: int = option(8, "Random cameras per training frame: the paired 2D-3D examples.", minimum=1)
-    test_cameras: int = option(4, "Random cameras per test frame: the unlabelled inputs and the evaluation set.",
-                               minimum=1)
+    test_cameras: int = option(4, "deepmimic: random cameras per test frame: the unlabelled inputs and the "
+                               "evaluation set.", minimum=1)
     keypoints: str | None = option(None, "2D keypoints without 3D truth (.npz, .npy or .json), [N, J, 2] pixels, "
                                    "principal point at the image centre; --image_size gives the image side.")
     image_size: int | None = option(int(data.IMAGE_SIZE), "Side of the --keypoints' image; coordinates are "
                                     "scaled by half of it.", minimum=1, unit="pixels")
     critic_input: str = option("shape", "The critic reads canonical skeletons (shape) or (alpha, R, f) (params).",
                                choices=CRITIC_INPUTS)
+    dataset: str = option("deepmimic", "Skeletons and 2D inputs: deepmimic (15 embedded clips seen by random "
+                          "cameras) or h36m (Human3.6M in --data_dir, the paper's protocol).", choices=DATASETS)
+    data_dir: str | None = option(None, f"h36m: directory holding {h36m.FILE_3D} and the 2D file of --keypoints_2d.")
+    keypoints_2d: str = option("gt", f"h36m: the 2D inputs: gt ({h36m.FILES_2D['gt']}) or cpn (detections, "
+                               f"{h36m.FILES_2D['cpn']}).", choices=tuple(h36m.FILES_2D))
+    frame_step: int = option(h36m.EVERY, "h36m: keep every N-th frame of the 50 Hz sequences (the paper's 3, "
+                             "one third of the frame rate).", minimum=1)
+
+    def validate(self) -> None:
+        if self.dataset == "h36m" and not self.data_dir:
+            raise UserError(f"--dataset=h36m needs --data_dir, the directory holding {h36m.FILE_3D} and "
+                            f"{' or '.join(h36m.FILES_2D.values())}")
 
 
 class PoseTask(Task):
-    """3D pose from 2D keypoints; loads the clips, the PCA basis and the unlabelled inputs once."""
+    """3D pose from 2D keypoints; loads the skeletons, the PCA basis and the unlabelled inputs once."""
 
     name = "pose3d"
     Options = PoseOptions
@@ -73,11 +90,29 @@ class PoseTask(Task):
 
     # -- what the task holds -----------------------------------------------------------------------
 
+    @property
+    def joint_set(self) -> skeleton.JointSet:
+        """The dataset's skeleton layout: 15 DeepMimic joints or 17 Human3.6M joints."""
+        return skeleton.H36M if self.options.dataset == "h36m" else skeleton.DEEPMIMIC
+
+    @functools.cached_property
+    def h36m_frames(self) -> tuple[h36m.H36MPoses, h36m.H36MPoses]:
+        """(training, test) frames of Human3.6M with their 2D keypoints (`--dataset=h36m`)."""
+        return h36m.load_protocol(self.options.data_dir, self.options.keypoints_2d, self.options.frame_step)
+
     @functools.cached_property
     def canonical(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """(train, test) clips in the canonical frame; the split by clip is fixed."""
+        """(train, test) skeletons in the canonical frame, by clip (or Human3.6M sequence); the split is fixed."""
+        if self.options.dataset == "h36m":
+            train, test = self.h36m_frames
+            return data.canonical_sequences(train), data.canonical_sequences(test)
         train, test = deepmimic.clip_split()
         return data.canonical_clips(train), data.canonical_clips(test)
+
+    @property
+    def cameras(self) -> data.Cameras:
+        """The ranges of the random cameras of the Sup1 views."""
+        return data.H36M_CAMERAS if self.options.dataset == "h36m" else data.Cameras()
 
     @functools.cached_property
     def basis(self) -> skeleton.PoseBasis:
@@ -89,11 +124,25 @@ class PoseTask(Task):
     def train_views(self) -> data.Views:
         """The paired 2D-3D examples: each training frame through random cameras."""
         train, _ = self.canonical
-        return data.views(train, self.options.train_cameras, seed=self.config.seed, noise_px=self.options.noise_px)
+        return data.views(train, self.options.train_cameras, seed=self.config.seed, noise_px=self.options.noise_px,
+                          cameras=self.cameras)
+
+    @functools.cached_property
+    def paired_examples(self) -> dict[str, np.ndarray]:
+        """The paired examples, normalised keypoints and their 3D pose: the Sup1 views, and on Human3.6M
+        also the training subjects' real 2D in every camera (Sup2)."""
+        views = [self.train_views]
+        if self.options.dataset == "h36m":
+            views.append(data.h36m_views(self.h36m_frames[0]))
+        return {"keypoints": np.concatenate([v.normalised() for v in views]),
+                "pose": np.concatenate([v.pose for v in views])}
 
     @functools.cached_property
     def test_views(self) -> data.Views:
-        """The unlabelled test inputs (and their held-out truth): each test frame through fixed cameras."""
+        """The unlabelled test inputs (and their held-out truth): each test frame through fixed cameras,
+        or on Human3.6M the test subjects' real 2D in every camera."""
+        if self.options.dataset == "h36m":
+            return data.h36m_views(self.h36m_frames[1])
         _, test = self.canonical
         return data.views(test, self.options.test_cameras, seed=10_000 + self.config.seed,
                           noise_px=self.options.noise_px)
@@ -103,12 +152,17 @@ class PoseTask(Task):
         """Side (pixels) of the image of the unlabelled keypoints."""
         return float(self.options.image_size or data.IMAGE_SIZE)
 
+    @property
+    def pixels_per_unit(self):
+        """Pixels per normalised unit of the unlabelled inputs: a number, or [N, 1, 1] on Human3.6M."""
+        return self.test_views.half if self.options.keypoints is None else data.image_frame(self.image_size)[1]
+
     @functools.cached_property
     def unlabelled_keypoints(self) -> np.ndarray:
         """The unlabelled 2D inputs, normalised: the keypoints file if given, else the test views."""
         if self.options.keypoints is None:
-            return data.normalise(self.test_views.keypoints)
-        keypoints = h36m.load_keypoints_2d(self.options.keypoints, deepmimic.NUM_JOINTS)
+            return self.test_views.normalised()
+        keypoints = h36m.load_keypoints_2d(self.options.keypoints, self.joint_set.num_joints)
         largest = float(np.abs(keypoints).max())
         if largest > 10 * self.image_size:  # not pixels of this image: training would only diverge
             raise UserError(f"keypoint file {self.options.keypoints} has coordinates up to {largest:.3g} px, far "
@@ -132,14 +186,15 @@ class PoseTask(Task):
     # -- data ------------------------------------------------------------------------------------
 
     def train_batches(self) -> tf.data.Dataset:
-        """Unlabelled inputs (observed by the renderer), paired examples of the training clips and
-        memories, each stream shuffled with its own seed."""
+        """Unlabelled inputs (observed by the renderer), paired examples of the training skeletons and
+        memories (training skeletons only), each stream shuffled with its own seed."""
         train, _ = self.canonical
-        seed, paired = self.config.seed, self.train_views
+        seed = self.config.seed
         memories = {"shape": np.concatenate(list(train.values()))}
         if self.options.critic_input == "params":  # (alpha, R, f) of training skeletons and sampled cameras
-            angles, focal = data.sample_cameras(len(memories["shape"]), seed=seed + 3)
-            memories = {"params": networks.parameter_vector(self.basis.encode(memories["shape"]), angles, focal)}
+            angles, focal = data.sample_cameras(len(memories["shape"]), seed=seed + 3, cameras=self.cameras)
+            memories = {"params": networks.parameter_vector(self.basis.encode(memories["shape"]), angles, focal,
+                                                            half=self.cameras.image_size / 2)}
 
         def stream(arrays: dict, seed: int) -> tf.data.Dataset:
             size = len(next(iter(arrays.values())))
@@ -147,7 +202,7 @@ class PoseTask(Task):
 
         zipped = tf.data.Dataset.zip(
             stream({"keypoints": self.unlabelled_keypoints}, seed),
-            stream({"keypoints": data.normalise(paired.keypoints), "pose": paired.pose}, seed + 1),
+            stream(self.paired_examples, seed + 1),
             stream(memories, seed + 2))
         return zipped.batch(self.config.batch_size, drop_remainder=True).map(
             lambda x, p, m: batches.example({"keypoints": x["keypoints"]}, x["keypoints"], memories=m,
@@ -169,14 +224,14 @@ class PoseTask(Task):
         outputs = [model(batch["inputs"], training=False) for batch in self.eval_dataset()]
         predicted = {k: np.concatenate([o[k].numpy() for o in outputs]) for k in outputs[0]}
         rendered, _ = model.render({k: tf.constant(v) for k, v in predicted.items()}, None)
-        _, half = data.image_frame(self.image_size)  # pixels per normalised unit
-        difference = (rendered.numpy() - self.unlabelled_keypoints) * half
+        difference = (rendered.numpy() - self.unlabelled_keypoints) * self.pixels_per_unit
         predicted["reprojection_px"] = np.linalg.norm(difference, axis=-1).mean(axis=-1)
         return predicted
 
     def evaluate(self, model: networks.PoseAIGN) -> dict[str, float]:
-        """MPJPE after torso alignment and PA-MPJPE (mm), overall and per test clip; reprojection error (px).
-        On a keypoints file (no 3D truth) only the reprojection error."""
+        """MPJPE after torso alignment and PA-MPJPE (mm), overall and per test clip (Human3.6M: per action,
+        in the order of the paper's tables); reprojection error (px). On a keypoints file (no 3D truth)
+        only the reprojection error."""
         predicted = self.predict(model)
         result = {"reprojection_px": float(predicted["reprojection_px"].mean()),
                   "examples": float(len(predicted["pose"]))}

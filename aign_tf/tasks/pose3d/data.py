@@ -13,6 +13,12 @@ multiplied by that unit, and a point is then moved by the centre (the principal 
 
 Splits are by clip (`aign_tf.data.deepmimic.clip_split`): training clips give the memories and the
 paired (2D, 3D) examples, test clips give the unlabelled 2D inputs and the evaluation truth.
+
+Human3.6M (`--dataset=h36m`, `aign_tf.data.h36m`) splits by subject (the paper's protocol): the
+training subjects' skeletons give the memories and the Sup1 views (random cameras with the focal
+lengths of the Human3.6M cameras, `H36M_CAMERAS`), and their real 2D keypoints in each camera with
+the 3D in that camera's frame the Sup2 pairs (`h36m_views`); the test subjects' real 2D keypoints are
+the unlabelled inputs, normalised with each camera's own principal point, their 3D the truth.
 """
 from __future__ import annotations
 
@@ -21,7 +27,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from aign_tf.data import deepmimic
+from aign_tf.data import deepmimic, h36m
 from aign_tf.render import camera
 from aign_tf.tasks.pose3d import skeleton
 
@@ -30,11 +36,18 @@ IMAGE_SIZE = 512.0  # pixels; principal point at (256, 256)
 
 @dataclasses.dataclass(frozen=True)
 class Cameras:
-    """Ranges of the sampled cameras: a full turn of azimuth, realistic elevation and framing."""
+    """Ranges of the sampled cameras: a full turn of azimuth, realistic elevation and framing, on a
+    square image of `image_size` pixels."""
     elevation_deg: tuple[float, float] = (-10.0, 30.0)
     distance_m: tuple[float, float] = (3.5, 6.5)
     focal_px: tuple[float, float] = (400.0, 900.0)
     offset_m: tuple[float, float] = (0.3, 0.2)  # max |t_x|, |t_y|
+    image_size: float = IMAGE_SIZE
+
+
+# Sup1 cameras for Human3.6M skeletons: the focal lengths of its cameras, on images 1000 pixels wide.
+_H36M_FOCAL_PX = [f for c in h36m.CAMERAS for f in c.focal_px]
+H36M_CAMERAS = Cameras(focal_px=(min(_H36M_FOCAL_PX), max(_H36M_FOCAL_PX)), image_size=1000.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +56,13 @@ class Views:
     keypoints: np.ndarray    # [N, J, 2] pixels (noise included)
     pose: np.ndarray         # [N, J, 3] metres, camera frame, pelvis at the origin: the 3D truth
     canonical: np.ndarray    # [N, J, 3] the same skeleton in the canonical frame
-    clip: np.ndarray         # [N] clip name of each example
+    clip: np.ndarray         # [N] clip name of each example (Human3.6M: its action)
+    centre: np.ndarray | float = IMAGE_SIZE / 2  # principal point (pixels), broadcastable to keypoints
+    half: np.ndarray | float = IMAGE_SIZE / 2    # pixels per normalised unit, broadcastable to keypoints
+
+    def normalised(self) -> np.ndarray:
+        """The keypoints in normalised image coordinates (the generator's input; module docstring)."""
+        return (self.keypoints - self.centre) / self.half
 
 
 def canonical_clips(clips: dict[str, deepmimic.Clip]) -> dict[str, np.ndarray]:
@@ -73,10 +92,42 @@ def views(canonical: dict[str, np.ndarray], cameras_per_frame: int, seed: int, n
                             rng.uniform(*cameras.distance_m, n)], -1)
     focal = rng.uniform(*cameras.focal_px, n)
     points = pose + translation[:, None, :]
-    keypoints = project(points, focal[:, None], np.full(2, IMAGE_SIZE / 2)).numpy()
+    half = cameras.image_size / 2
+    keypoints = project(points, focal[:, None], np.full(2, half)).numpy()
     if noise_px > 0:
         keypoints = keypoints + rng.normal(0.0, noise_px, keypoints.shape)
-    return Views(keypoints.astype(np.float32), pose.astype(np.float32), shapes.astype(np.float32), clip)
+    return Views(keypoints.astype(np.float32), pose.astype(np.float32), shapes.astype(np.float32), clip, half, half)
+
+
+def canonical_sequences(poses: h36m.H36MPoses) -> dict[str, np.ndarray]:
+    """Each Human3.6M sequence's frames in the canonical frame, [T, 17, 3] float32, by "subject/sequence"."""
+    names = np.char.add(np.char.add(poses.subject.astype(str), "/"), poses.action.astype(str))
+    return {str(name): skeleton.align_torso(poses.poses_3d[names == name]).astype(np.float32)
+            for name in dict.fromkeys(names)}
+
+
+def h36m_views(poses: h36m.H36MPoses) -> Views:
+    """Every frame of `poses` in every Human3.6M camera: the file's 2D keypoints (pixels) and the 3D
+    moved into that camera's frame, pelvis at the origin. Examples are ordered by action (the order of
+    the paper's tables, `h36m.ACTIONS`, then any other action), then by camera."""
+    keypoints, pose, centre, half = [], [], [], []
+    root = skeleton.H36M.pelvis
+    for c, intrinsics in enumerate(h36m.CAMERAS):
+        points = np.empty(poses.poses_3d.shape, np.float64)
+        for subject in dict.fromkeys(poses.subject):
+            rows = poses.subject == subject
+            points[rows] = h36m.world_to_camera(poses.poses_3d[rows], subject, c)
+        pose.append(points - points[:, root:root + 1])
+        keypoints.append(poses.poses_2d[:, c])
+        centre.append(np.broadcast_to(np.float32(intrinsics.centre_px), (len(poses), 1, 2)))
+        half.append(np.full((len(poses), 1, 1), max(intrinsics.size_px) / 2, np.float32))
+    actions = [h36m.action_name(a) for a in poses.action]
+    rank = {a: i for i, a in enumerate(dict.fromkeys([*h36m.ACTIONS, *actions]))}
+    order = np.argsort(np.tile([rank[a] for a in actions], len(h36m.CAMERAS)), kind="stable")
+    pose = np.concatenate(pose)[order]
+    return Views(np.concatenate(keypoints)[order], pose.astype(np.float32),
+                 skeleton.align_torso(pose).astype(np.float32), np.tile(actions, len(h36m.CAMERAS))[order],
+                 np.concatenate(centre)[order], np.concatenate(half)[order])
 
 
 def sample_cameras(n: int, seed: int, cameras: Cameras = Cameras()) -> tuple[np.ndarray, np.ndarray]:

@@ -16,12 +16,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-from aign_tf.data import deepmimic
 from aign_tf.errors import UserError
 from aign_tf.tasks.pose3d import skeleton
-
-# (parent, child) joint indices of the 15-joint skeleton, the kinematic tree of deepmimic.BONES.
-BONES: list[tuple[int, int]] = list(deepmimic.BONES)
 
 MAX_EXAMPLES = 6
 PRED_COLOR = "tab:red"
@@ -36,8 +32,8 @@ def _plot_coordinates(aligned: np.ndarray) -> np.ndarray:
 
 
 def _draw(ax, points: np.ndarray, color: str, label: str) -> None:
-    """Draws one skeleton [J, 3] (plot coordinates) as bones and joints."""
-    for parent, child in BONES:
+    """Draws one skeleton [J, 3] (plot coordinates) as the bones of its joint set and its joints."""
+    for parent, child in skeleton.joint_set(len(points)).bones:
         segment = points[[parent, child]]
         ax.plot(segment[:, 0], segment[:, 1], segment[:, 2], color=color, linewidth=1.5)
     ax.scatter(points[:, 0], points[:, 1], points[:, 2], color=color, s=4, label=label)

@@ -1,12 +1,11 @@
-"""Pose errors in MILLIMETRES: the paper's torso-aligned MPJPE, PA-MPJPE, and per-clip tables.
+"""Pose errors in MILLIMETRES: the paper's torso-aligned MPJPE, and PA-MPJPE
+(`aign_tf.zoo.evaluate` prints them per clip or per action).
 
 Skeletons are [..., J, 3] in metres (see `aign_tf.tasks.pose3d.skeleton`); every error is a mean
 over the J joints of the Euclidean distance, one value per skeleton, converted to millimetres.
 """
 
 from __future__ import annotations
-
-from collections.abc import Mapping
 
 import numpy as np
 
@@ -37,7 +36,7 @@ def mpjpe_aligned_mm(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     """Paper sec. 3.1: mean per-joint error after both torsos are aligned to face the front.
 
     Args:
-      pred, true: [..., J, 3] skeletons in metres (any frame each; J = 15).
+      pred, true: [..., J, 3] skeletons in metres (any frame each; J of a `skeleton.JointSet`).
 
     Returns:
       [...] float64 error per skeleton in millimetres.
@@ -78,62 +77,14 @@ def pa_mpjpe_mm(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     """PA-MPJPE: mean per-joint error after root-centring and Procrustes alignment of pred.
 
     Args:
-      pred, true: [..., J, 3] skeletons in metres (J = 15, pelvis is the root).
+      pred, true: [..., J, 3] skeletons in metres (J of a `skeleton.JointSet`; its pelvis is the root).
 
     Returns:
       [...] float64 error per skeleton in millimetres, after the best rotation (proper), scale
       and translation of `pred` onto `true`.
     """
     pred, true = _check_pair(pred, true)
-    root = skeleton.PELVIS
+    root = skeleton.joint_set(pred.shape[-2]).pelvis
     pred = pred - pred[..., root : root + 1, :]
     true = true - true[..., root : root + 1, :]
     return _mean_joint_error_mm(procrustes_align(pred, true), true)
-
-
-def per_clip_table(errors: Mapping[str, Mapping[str, np.ndarray]], digits: int = 1) -> str:
-    """A Markdown table of mean errors: one row per clip, one column per model.
-
-    Args:
-      errors: errors[model][clip] = per-example errors [n] (any unit, e.g. mm). Models are
-        columns in the given order; clips are rows in the order of the first model. Every model
-        must have the same clips with the same number of examples.
-      digits: decimals printed.
-
-    Returns:
-      The table, ending with two average rows: "average (all examples)", the mean over every
-      example, and "average (clip means)", the unweighted mean of the per-clip means.
-    """
-    models = list(errors)
-    if not models or not errors[models[0]]:
-        raise UserError(
-            "per_clip_table got no errors; pass errors[model][clip] = per-example errors."
-        )
-    clips = list(errors[models[0]])
-    counts = {clip: np.asarray(errors[models[0]][clip]).size for clip in clips}
-    for model in models:
-        got = {clip: np.asarray(values).size for clip, values in errors[model].items()}
-        if got != counts or 0 in got.values():
-            raise UserError(
-                f"model {model!r} has clips/example counts {got}, but {models[0]!r} has {counts}; "
-                f"evaluate every model on the same non-empty clips."
-            )
-
-    def cell(value: float) -> str:
-        return f"{value:.{digits}f}"
-
-    lines = [
-        "| clip | examples | " + " | ".join(models) + " |",
-        "| --- | ---: | " + " | ".join("---:" for _ in models) + " |",
-    ]
-    for clip in clips:
-        means = [cell(np.mean(errors[model][clip])) for model in models]
-        lines.append(f"| {clip} | {counts[clip]} | " + " | ".join(means) + " |")
-    overall = [
-        cell(np.mean(np.concatenate([np.ravel(v) for v in errors[m].values()]))) for m in models
-    ]
-    clip_means = [cell(np.mean([np.mean(errors[m][c]) for c in clips])) for m in models]
-    total = sum(counts.values())
-    lines.append(f"| average (all examples) | {total} | " + " | ".join(overall) + " |")
-    lines.append(f"| average (clip means) | {len(clips)} clips | " + " | ".join(clip_means) + " |")
-    return "\n".join(lines) + "\n"

@@ -99,9 +99,10 @@ class ParameterVector(keras.layers.Layer):
         return tf.concat([alpha, tf.sin(angles), tf.cos(angles), tf.math.log(focal / FOCAL_SCALE)], axis=-1)
 
 
-def parameter_vector(alpha: np.ndarray, angles: np.ndarray, focal_px: np.ndarray) -> np.ndarray:
-    """NumPy twin of `ParameterVector` for memories: focal length in pixels."""
-    focal = focal_px[:, None] / (data.IMAGE_SIZE / 2)
+def parameter_vector(alpha: np.ndarray, angles: np.ndarray, focal_px: np.ndarray,
+                     half: float = data.IMAGE_SIZE / 2) -> np.ndarray:
+    """NumPy twin of `ParameterVector` for memories: focal length in pixels, `half` pixels per normalised unit."""
+    focal = focal_px[:, None] / half
     return np.concatenate([alpha, np.sin(angles), np.cos(angles), np.log(focal / FOCAL_SCALE)], -1).astype(np.float32)
 
 

@@ -2,16 +2,19 @@
 
 Conventions (used by every module of `aign_tf.tasks.pose3d`):
 
-- A skeleton is a float array [..., J, 3] of joint positions in METRES, joints in the order of
-  `aign_tf.data.deepmimic.JOINT_NAMES` (J = 15). Any leading batch dimensions are allowed.
+- A skeleton is a float array [..., J, 3] of joint positions in METRES, joints in the order of a
+  `JointSet`: `DEEPMIMIC` (the 15 joints of `aign_tf.data.deepmimic.JOINT_NAMES`, the default
+  dataset) or `H36M` (the 17 joints of `aign_tf.data.h36m.H36M17_NAMES`). The joint count names
+  the set (`joint_set`). Any leading batch dimensions are allowed.
 - Camera convention: right-handed, x right, y DOWN, z forward, as in `aign_tf.render.camera`.
   DeepMimic clips are stored y-up (the character faces +x at rest, its right side is +z);
   `world_to_camera_convention` maps them to (x, -y, -z), a proper rotation (180 degrees about x)
   that makes y point down. Apply it before projecting or aligning DeepMimic skeletons.
 - Canonical (torso-aligned) frame, the paper's "torsos aligned to face the front" (sec. 3.1):
-  origin at the pelvis (the root);
+  origin at the pelvis (the root; Human3.6M's "hip");
   x = unit hip vector, right_hip -> left_hip (towards the person's LEFT);
-  y = unit spine vector neck -> pelvis (pointing DOWN the body), with its x component removed;
+  y = unit spine vector neck -> pelvis (pointing DOWN the body), with its x component removed; the
+  neck is the joint between the shoulders (DeepMimic's "neck", Human3.6M's "thorax");
   z = x cross y.
   With x = left and y = down, z points from the person's front to their back, so the canonical
   person FACES -z: seen by a camera at the origin looking along +z (person at z > 0), they face
@@ -24,27 +27,59 @@ import dataclasses
 
 import numpy as np
 
-from aign_tf.data.deepmimic import JOINT_NAMES, NUM_JOINTS
+from aign_tf.data import deepmimic, h36m
 from aign_tf.errors import UserError
 
-PELVIS = JOINT_NAMES.index("pelvis")
-LEFT_HIP = JOINT_NAMES.index("left_hip")
-RIGHT_HIP = JOINT_NAMES.index("right_hip")
-NECK = JOINT_NAMES.index("neck")
+
+@dataclasses.dataclass(frozen=True)
+class JointSet:
+    """A skeleton layout: joint names in array order, bones (parent, child) and the joints that
+    define the canonical torso frame."""
+
+    name: str
+    names: tuple[str, ...]
+    bones: tuple[tuple[int, int], ...]
+    pelvis: int
+    right_hip: int
+    left_hip: int
+    neck: int
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.names)
+
+
+def _joint_set(name: str, names: tuple[str, ...], bones, pelvis: str, neck: str) -> JointSet:
+    return JointSet(name, names, tuple(bones), names.index(pelvis), names.index("right_hip"),
+                    names.index("left_hip"), names.index(neck))
+
+
+DEEPMIMIC = _joint_set("deepmimic", deepmimic.JOINT_NAMES, deepmimic.BONES, pelvis="pelvis", neck="neck")
+H36M = _joint_set("h36m", h36m.H36M17_NAMES, ((p, c) for c, p in enumerate(h36m.H36M17_PARENTS) if p >= 0),
+                  pelvis="hip", neck="thorax")
+JOINT_SETS: dict[int, JointSet] = {s.num_joints: s for s in (DEEPMIMIC, H36M)}
+_KNOWN = " or ".join(f"{n} (the {s.name} joints)" for n, s in JOINT_SETS.items())
+
+
+def joint_set(num_joints: int) -> JointSet:
+    """The joint set of skeletons with `num_joints` joints."""
+    if num_joints not in JOINT_SETS:
+        raise UserError(f"skeletons have {num_joints} joints; expected {_KNOWN}")
+    return JOINT_SETS[num_joints]
+
 
 # Hip vectors or spines shorter than this (metres) cannot define a torso frame.
 _MIN_LENGTH = 1e-6
 
 
-def _as_skeletons(joints: np.ndarray, name: str = "joints") -> np.ndarray:
-    """Returns `joints` as a float64 array, after checking it is [..., NUM_JOINTS, 3]."""
+def _as_skeletons(joints: np.ndarray, name: str = "joints") -> tuple[np.ndarray, JointSet]:
+    """(`joints` as a float64 array, its joint set), after checking it is [..., J, 3] of a known set."""
     joints = np.asarray(joints, dtype=np.float64)
-    if joints.ndim < 2 or joints.shape[-2:] != (NUM_JOINTS, 3):
+    if joints.ndim < 2 or joints.shape[-1] != 3 or joints.shape[-2] not in JOINT_SETS:
         raise UserError(
-            f"{name} has shape {joints.shape}; expected [..., {NUM_JOINTS}, 3] "
-            f"(joints in the order of aign_tf.data.deepmimic.JOINT_NAMES, metres)."
+            f"{name} has shape {joints.shape}; expected [..., J, 3] in metres, J = {_KNOWN}."
         )
-    return joints
+    return joints, JOINT_SETS[joints.shape[-2]]
 
 
 def _output_dtype(joints: np.ndarray) -> np.dtype:
@@ -78,14 +113,14 @@ def torso_rotation(joints: np.ndarray) -> np.ndarray:
       [..., 3, 3] rotation R whose rows are the canonical axes x, y, z expressed in the input
       frame, so that R @ (p - pelvis) gives p in the canonical frame. det(R) = +1.
     """
-    points = _as_skeletons(joints)
-    hip = points[..., LEFT_HIP, :] - points[..., RIGHT_HIP, :]
-    spine = points[..., PELVIS, :] - points[..., NECK, :]
+    points, layout = _as_skeletons(joints)
+    hip = points[..., layout.left_hip, :] - points[..., layout.right_hip, :]
+    spine = points[..., layout.pelvis, :] - points[..., layout.neck, :]
     hip_length = np.linalg.norm(hip, axis=-1, keepdims=True)
     if np.any(hip_length < _MIN_LENGTH):
         raise UserError(
             "a skeleton has its left and right hips at the same place, so its torso has no "
-            "direction; pass real skeletons (joints in JOINT_NAMES order, metres)."
+            "direction; pass real skeletons (joints in the order of their JointSet, metres)."
         )
     x_axis = hip / hip_length
     spine = spine - np.sum(spine * x_axis, axis=-1, keepdims=True) * x_axis
@@ -93,7 +128,7 @@ def torso_rotation(joints: np.ndarray) -> np.ndarray:
     if np.any(spine_length < _MIN_LENGTH):
         raise UserError(
             "a skeleton has its neck on the line through its hips (or at the pelvis), so its "
-            "torso has no up direction; pass real skeletons (joints in JOINT_NAMES order, metres)."
+            "torso has no up direction; pass real skeletons (joints in the order of their JointSet, metres)."
         )
     y_axis = spine / spine_length
     z_axis = np.cross(x_axis, y_axis)
@@ -110,9 +145,9 @@ def align_torso(joints: np.ndarray) -> np.ndarray:
     Returns:
       [..., J, 3] canonical skeletons in metres (pelvis at the origin, facing -z), same dtype.
     """
-    points = _as_skeletons(joints)
+    points, layout = _as_skeletons(joints)
     rotation = torso_rotation(points)
-    centred = points - points[..., PELVIS : PELVIS + 1, :]
+    centred = points - points[..., layout.pelvis : layout.pelvis + 1, :]
     aligned = np.einsum("...ij,...kj->...ki", rotation, centred)
     return aligned.astype(_output_dtype(joints))
 
