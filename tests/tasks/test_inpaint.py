@@ -34,6 +34,49 @@ def test_random_masks_are_contiguous_rectangles_and_deterministic():
 def test_unknown_mask_is_a_user_error():
     with pytest.raises(UserError, match="unknown mask"):
         inpaint.InpaintTask.configure(mask="oval", **TINY)
+    with pytest.raises(UserError, match="mask file /nowhere/m.png does not exist"):
+        inpaint.InpaintTask.configure(mask="/nowhere/m.png", **TINY)
+
+
+def test_face_regions_are_boxes_relative_to_the_image():
+    seed = tf.constant([0, 0], tf.int64)
+    rows, cols = np.nonzero(1 - inpaint.visible_mask("mouth", 28, 28, seed)[..., 0].numpy())
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (16, 22, 7, 20)  # int(0.6 * 28) ... as before
+    tops = {}
+    for kind, (top, left, height, width) in inpaint.FACE_REGIONS.items():
+        hidden = 1 - inpaint.visible_mask(kind, 112, 92, seed)[..., 0].numpy()
+        rows, cols = np.nonzero(hidden)
+        assert (rows.min(), cols.min()) == (int(top * 112), int(left * 92)), kind
+        assert hidden.sum() == int(height * 112) * int(width * 92), kind  # one filled rectangle
+        tops[kind] = rows.min()
+    assert tops["eyes"] < tops["nose"] < tops["mouth"]
+
+
+def test_a_mask_file_hides_its_zero_pixels_at_any_size(tmp_path):
+    from PIL import Image
+
+    seed = tf.constant([0, 0], tf.int64)
+    want = np.ones((16, 12))
+    want[4:8, 2:10] = 0
+    grey = (want * 255).astype(np.uint8)
+    Image.fromarray(grey).save(tmp_path / "grey.png")
+    Image.fromarray(np.repeat(np.repeat(grey, 2, 0), 2, 1)).save(tmp_path / "double.png")  # fitted, nearest
+    red = np.zeros((16, 12, 3), np.uint8)
+    red[..., 0] = grey  # nonzero in any channel is visible
+    Image.fromarray(red).save(tmp_path / "red.png")
+    for name in ("grey", "double", "red"):
+        visible = inpaint.visible_mask(str(tmp_path / f"{name}.png"), 16, 12, seed)[..., 0].numpy()
+        np.testing.assert_array_equal(visible, want, err_msg=name)
+    Image.fromarray(np.full((16, 12), 7, np.uint8)).save(tmp_path / "all.png")
+    with pytest.raises(UserError, match="mask file .*all.png hides no pixel at 16x12"):
+        inpaint.visible_mask(str(tmp_path / "all.png"), 16, 12, seed)
+    (tmp_path / "broken.png").write_bytes((tmp_path / "grey.png").read_bytes()[:30])
+    with pytest.raises(UserError, match="image file .*broken.png is cut short"):
+        inpaint.visible_mask(str(tmp_path / "broken.png"), 16, 12, seed)
+
+    task = registry.get_task("inpaint", mask=str(tmp_path / "double.png"), image_size="16x12", **TINY)
+    batch = next(iter(task.train_batches()))
+    np.testing.assert_array_equal(batch["inputs"]["mask"].numpy()[..., 0], np.broadcast_to(want, (8, 16, 12)))
 
 
 def test_rendering_the_true_image_reproduces_the_observation():
