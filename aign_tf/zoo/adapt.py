@@ -35,7 +35,7 @@ def check_earlier_adaptation(model_dir: str, from_dir: str, config, steps: int) 
     latest = rundir.latest_checkpoint(model_dir)
     if latest is None:
         return
-    reached = int(latest.rsplit("-", 1)[1])
+    reached = rundir.checkpoint_step(latest)
     if reached > steps:
         raise UserError(f"{model_dir} already holds an adaptation of {reached} steps, more than --steps={steps}; "
                         "use another --model_dir for this one")

@@ -250,6 +250,11 @@ def readable(prefix: str) -> bool:
     return True
 
 
+def checkpoint_step(prefix: str) -> int:
+    """The step N of a checkpoint prefix `.../ckpt-N`."""
+    return int(prefix.rsplit("-", 1)[1])
+
+
 def numbered_checkpoints(model_dir: str) -> dict[int, str]:
     """{step: prefix} of every checkpoint in model_dir/checkpoints that has an index (ckpt-N.index),
     ascending; whether it reads back is not checked."""
@@ -257,7 +262,7 @@ def numbered_checkpoints(model_dir: str) -> dict[int, str]:
     for index in glob.glob(os.path.join(model_dir, "checkpoints", "ckpt-*.index")):
         prefix = index[:-len(".index")]
         if prefix.rsplit("-", 1)[1].isdigit():
-            found[int(prefix.rsplit("-", 1)[1])] = prefix
+            found[checkpoint_step(prefix)] = prefix
     return dict(sorted(found.items()))
 
 
@@ -280,7 +285,7 @@ def latest_checkpoint(model_dir: str) -> str | None:
         candidates = set()
     candidates.update(numbered_checkpoints(model_dir).values())
     candidates.discard(None)
-    for prefix in sorted(candidates, key=lambda path: int(path.rsplit("-", 1)[1]), reverse=True):
+    for prefix in sorted(candidates, key=checkpoint_step, reverse=True):
         if readable(prefix):
             return prefix
         logging.warning("skipping %s: it does not read back (a run killed while writing it?)", prefix)

@@ -47,9 +47,7 @@ def cluster_config() -> dict:
         raise UserError("--strategy=multi_worker needs TF_CONFIG describing the cluster (see README)")
     try:
         config = json.loads(os.environ["TF_CONFIG"])
-        own = config["cluster"][config["task"]["type"]][config["task"]["index"]]
-        host, port = own.rsplit(":", 1)
-        int(port)
+        host_port(config["cluster"][config["task"]["type"]][config["task"]["index"]])
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as error:
         raise UserError(f"TF_CONFIG is not a cluster with this task's host:port in it ({error!r}); expected "
                         '{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": 0}}') from None
@@ -64,7 +62,7 @@ def wait_for_peers(config: dict, timeout: float) -> None:
     kind, index = config["task"]["type"], config["task"]["index"]
     peers = [(f"{peer_kind} {peer_index}", address) for peer_kind, addresses in config["cluster"].items()
              for peer_index, address in enumerate(addresses) if (peer_kind, peer_index) != (kind, index)]
-    port = int(config["cluster"][kind][index].rsplit(":", 1)[1])
+    _, port = host_port(config["cluster"][kind][index])
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.setblocking(False)
@@ -90,10 +88,15 @@ def wait_for_peers(config: dict, timeout: float) -> None:
         listener.close()
 
 
-def accepts_connections(address: str) -> bool:
+def host_port(address: str) -> tuple[str, int]:
+    """("host", port) of a TF_CONFIG address "host:port" (ValueError if it is none)."""
     host, port = address.rsplit(":", 1)
+    return host, int(port)
+
+
+def accepts_connections(address: str) -> bool:
     try:
-        socket.create_connection((host, int(port)), timeout=1.0).close()
+        socket.create_connection(host_port(address), timeout=1.0).close()
         return True
     except OSError:
         return False
