@@ -14,8 +14,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["aign_tf", "aign_tf.*"]),
-    # 15 DeepMimic motion clips as joint positions (see aign_tf/data/motions/README.md).
-    package_data={"aign_tf.data": ["motions/*.npz", "motions/README.md"]},
+    # 15 DeepMimic motion clips and 5 climbing clips as joint positions (see the folders' README.md).
+    package_data={"aign_tf.data": ["motions/*.npz", "motions/README.md", "climbing/*.npz", "climbing/README.md"]},
     install_requires=[
         "tensorflow>=2.21",
         "keras>=3.10",

@@ -5,6 +5,8 @@ corrupt file) raises `UserError` with one line that says what was wrong and how 
 command-line entry points print that line to stderr and exit with status 2.
 """
 import re
+import sys
+from collections.abc import Callable
 
 
 class UserError(ValueError):
@@ -30,3 +32,13 @@ def raised_in_graph(error: Exception) -> UserError | None:
         return UserError(f"an image file is damaged inside ({reason[1] if reason else 'it cannot be decoded'}); "
                          "TensorFlow does not say which: find it by opening each image (e.g. PIL's Image.open(path).load())")
     return None
+
+
+def exit_status(command: Callable[[], None]) -> int:
+    """Runs a developer command (the data converters): 0, or 2 after printing a UserError's one line."""
+    try:
+        command()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0

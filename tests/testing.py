@@ -424,3 +424,100 @@ def communicate_all(processes, timeout=300):
         for process in processes:
             if process.poll() is None:
                 process.kill()
+
+
+# -- BVH motion capture (tests/data/test_bvh.py, tests/tasks/test_pose3d_bvh.py) ---------------------
+
+# CMU's BVH hierarchy (the cgspeed conversion): (name, parent, offset in CMU units); the root has 6
+# channels (position, then ZYX rotation), every other joint 3 (ZYX rotation); None = an End Site.
+CMU_HIERARCHY = [
+    ("Hips", None, (0, 0, 0)),
+    ("LHipJoint", "Hips", (0, 0, 0)), ("LeftUpLeg", "LHipJoint", (1.36, -1.79, 0.84)),
+    ("LeftLeg", "LeftUpLeg", (2.45, -6.73, 0)), ("LeftFoot", "LeftLeg", (2.56, -7.04, 0)),
+    ("LeftToeBase", "LeftFoot", (0.16, -0.44, 2.14)),
+    ("RHipJoint", "Hips", (0, 0, 0)), ("RightUpLeg", "RHipJoint", (-1.31, -1.79, 0.84)),
+    ("RightLeg", "RightUpLeg", (-2.54, -6.98, 0)), ("RightFoot", "RightLeg", (-2.57, -7.06, 0)),
+    ("RightToeBase", "RightFoot", (-0.15, -0.42, 2.2)),
+    ("LowerBack", "Hips", (0, 0, 0)), ("Spine", "LowerBack", (0.03, 2.04, -0.05)),
+    ("Spine1", "Spine", (0.05, 2.06, -0.11)), ("Neck", "Spine1", (0, 0, 0)),
+    ("Neck1", "Neck", (-0.03, 1.65, 0.01)), ("Head", "Neck1", (0.04, 1.69, -0.04)),
+    ("LeftShoulder", "Neck", (0, 0, 0)), ("LeftArm", "LeftShoulder", (3.36, 1.2, 0)),
+    ("LeftForeArm", "LeftArm", (4.98, 0, 0)), ("LeftHand", "LeftForeArm", (3.48, 0, 0)),
+    ("RightShoulder", "Neck", (0, 0, 0)), ("RightArm", "RightShoulder", (-3.14, 1.35, 0)),
+    ("RightForeArm", "RightArm", (-5.24, 0, 0)), ("RightHand", "RightForeArm", (-3.44, 0, 0)),
+]
+CMU_UNIT_M = 0.0254 / 0.45
+
+
+def bvh_text(hierarchy, frames, frame_time, channels=None, end_sites=True):
+    """A BVH file: `hierarchy` [(name, parent, offset)] in parent-first order, `frames` [F, C] channel
+    values; channels[name] the joint's channel names (default: the root 6, the others ZYX rotation);
+    an End Site closes every leaf when `end_sites`."""
+    channels = channels or {}
+    children = {}
+    for name, parent, _ in hierarchy:
+        children.setdefault(parent, []).append(name)
+    offset = {name: o for name, _, o in hierarchy}
+    lines = ["HIERARCHY"]
+
+    def write(name, depth):
+        pad = "  " * depth
+        root = depth == 0
+        names = channels.get(name, ["Xposition", "Yposition", "Zposition"] * root + ["Zrotation", "Yrotation",
+                                                                                        "Xrotation"])
+        lines.extend([f"{pad}{'ROOT' if root else 'JOINT'} {name}", pad + "{",
+                      f"{pad}  OFFSET {' '.join(f'{v:.6f}' for v in offset[name])}",
+                      f"{pad}  CHANNELS {len(names)} {' '.join(names)}"])
+        for child in children.get(name, []):
+            write(child, depth + 1)
+        if end_sites and not children.get(name):
+            lines.extend([f"{pad}  End Site", pad + "  {", f"{pad}    OFFSET 0.000000 1.000000 0.000000", pad + "  }"])
+        lines.append(pad + "}")
+
+    write(hierarchy[0][0], 0)
+    lines += ["MOTION", f"Frames: {len(frames)}", f"Frame Time: {frame_time:.8f}"]
+    lines += [" ".join(f"{v:.6f}" for v in row) for row in np.asarray(frames)]
+    return "\n".join(lines) + "\n"
+
+
+def bvh_of_clip(joints, fps=30.0, scale=100.0, prefix=""):
+    """A BVH file that holds skeletons [F, 15, 3] (metres, +y up, the project's joint order): each
+    joint a child of the root with its position relative to the pelvis as position channels (LaFAN1's
+    use), in units of 1/scale metre, named as CMU names them (with a Mixamo-style `prefix`)."""
+    from aign_tf.data import bvh, deepmimic
+
+    names = [prefix + bvh.JOINT_MAP[n] for n in deepmimic.JOINT_NAMES]
+    joints = np.asarray(joints, np.float64) * scale
+    relative = joints - joints[:, :1]
+    hierarchy = [(names[0], None, (0, 0, 0))] + [(n, names[0], (0, 0, 0)) for n in names[1:]]
+    position = ["Xposition", "Yposition", "Zposition"]
+    channels = {n: position + ["Zrotation", "Xrotation", "Yrotation"] * (j == 0) for j, n in enumerate(names)}
+    frames = np.concatenate([joints[:, 0], np.zeros((len(joints), 3)), relative[:, 1:].reshape(len(joints), -1)], 1)
+    return bvh_text(hierarchy, frames, 1.0 / fps, channels)
+
+
+def write_bvh_folder(directory, clip_names=("walk", "jump", "kick", "punch", "run", "spin"), fps=30.0):
+    """One BVH file per DeepMimic clip (in centimetres, Mixamo names for every other clip) under
+    `directory`, some in a subfolder; returns {clip name as read: joints [F, 15, 3] metres}."""
+    import os
+
+    from aign_tf.data import deepmimic
+
+    clips = deepmimic.load_clips(clip_names)
+    written = {}
+    for index, (name, clip) in enumerate(clips.items()):
+        relative = os.path.join("sub", name) if index % 2 else name
+        os.makedirs(os.path.dirname(os.path.join(directory, relative + ".bvh")), exist_ok=True)
+        with open(os.path.join(directory, relative + ".bvh"), "w") as f:
+            f.write(bvh_of_clip(clip.joints, fps, prefix="mixamorig:" if index % 2 else ""))
+        written[relative] = clip.joints
+    return written
+
+
+def zoo_process(module, task, *args):
+    """`python -m aign_tf.zoo.MODULE --task=TASK ARGS...` started in the background, text pipes."""
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", f"aign_tf.zoo.{module}", f"--task={task}", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -58,7 +58,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from aign_tf.data.arrays import NUMPY_FILE_ERRORS
-from aign_tf.errors import UserError
+from aign_tf.errors import UserError, exit_status
 
 JOINT_NAMES: tuple[str, ...] = (
     "pelvis",
@@ -179,40 +179,41 @@ def clip_path(name: str, directory: str | None = None) -> str:
     return os.path.join(directory or MOTIONS_DIR, f"{name}.npz")
 
 
-def _read_clip(path: str, name: str) -> Clip:
+def read_clip(path: str, name: str, regenerate: str = _REGENERATE) -> Clip:
+    """The clip in ``path`` (a file of `write_clip`), checked; ``regenerate`` tells how to make it again."""
     if not os.path.isfile(path):
-        raise UserError(f"motion clip file {path} is missing: {_REGENERATE}")
+        raise UserError(f"motion clip file {path} is missing: {regenerate}")
     try:
         with np.load(path, allow_pickle=False) as data:
             contents = {key: data[key] for key in data.files}
     except NUMPY_FILE_ERRORS as e:
-        raise UserError(f"motion clip file {path} is corrupt ({e}): {_REGENERATE}") from e
+        raise UserError(f"motion clip file {path} is corrupt ({e}): {regenerate}") from e
     missing = [k for k in ("joints", "joint_names", "fps", "up_axis") if k not in contents]
     if missing:
         raise UserError(
-            f"motion clip file {path} lacks the arrays {', '.join(missing)}: {_REGENERATE}"
+            f"motion clip file {path} lacks the arrays {', '.join(missing)}: {regenerate}"
         )
     joints = contents["joints"]
     if joints.ndim != 3 or joints.shape[1:] != (NUM_JOINTS, 3) or joints.shape[0] < 2:
         raise UserError(
             f"motion clip file {path} holds joints of shape {joints.shape}, expected "
-            f"[T>=2, {NUM_JOINTS}, 3]: {_REGENERATE}"
+            f"[T>=2, {NUM_JOINTS}, 3]: {regenerate}"
         )
     if not np.issubdtype(joints.dtype, np.floating) or not np.all(np.isfinite(joints)):
-        raise UserError(f"motion clip file {path} holds non-finite joint positions: {_REGENERATE}")
+        raise UserError(f"motion clip file {path} holds non-finite joint positions: {regenerate}")
     names = tuple(str(n) for n in np.asarray(contents["joint_names"]).reshape(-1))
     if names != JOINT_NAMES:
         raise UserError(
             f"motion clip file {path} names the joints {list(names)}, expected "
-            f"{list(JOINT_NAMES)}: {_REGENERATE}"
+            f"{list(JOINT_NAMES)}: {regenerate}"
         )
     up_axis = str(contents["up_axis"])
     if up_axis != UP_AXIS:
-        raise UserError(f"motion clip file {path} has up axis {up_axis!r}, expected {UP_AXIS!r}: {_REGENERATE}")
+        raise UserError(f"motion clip file {path} has up axis {up_axis!r}, expected {UP_AXIS!r}: {regenerate}")
     fps_array = np.asarray(contents["fps"])
     fps = float(fps_array.reshape(-1)[0]) if fps_array.size == 1 and fps_array.dtype.kind in "fiu" else 0.0
     if not fps > 0:
-        raise UserError(f"motion clip file {path} has frame rate {fps}, expected > 0: {_REGENERATE}")
+        raise UserError(f"motion clip file {path} has frame rate {fps}, expected > 0: {regenerate}")
     joints = np.ascontiguousarray(joints, dtype=np.float32)
     return Clip(name=name, joints=joints, joint_names=names, fps=fps)
 
@@ -224,7 +225,7 @@ def load_clips(names: Iterable[str] | None = None, directory: str | None = None)
     """
     names = tuple(CLIPS if names is None else names)
     _check_names(names, "names")
-    return {n: _read_clip(clip_path(n, directory), n) for n in names}
+    return {n: read_clip(clip_path(n, directory), n) for n in names}
 
 
 def _check_names(names: Sequence[str], what: str) -> None:
@@ -250,6 +251,13 @@ def clip_split(
     clips = load_clips(directory=directory)
     train = {n: c for n, c in clips.items() if n not in test}
     return train, {n: clips[n] for n in test}
+
+
+def write_clip(path: str, joints: np.ndarray, loop: bool, source: str, fps: float = FPS) -> None:
+    """Writes one clip file: joints [T, 15, 3] in metres, +y up, sampled at ``fps``, and where it comes from."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    np.savez_compressed(path, joints=joints.astype(np.float32), joint_names=np.array(JOINT_NAMES),
+                        fps=np.float32(fps), up_axis=np.array(UP_AXIS), loop=np.array(loop), source=np.array(source))
 
 
 def stack_joints(clips: Mapping[str, Clip]) -> np.ndarray:
@@ -408,20 +416,9 @@ def convert_clip(name: str, out_dir: str, fps: float = FPS, humanoid: _Humanoid 
     finally:
         if own:
             humanoid.close()
-    os.makedirs(out_dir, exist_ok=True)
     out = clip_path(name, out_dir)
-    np.savez_compressed(
-        out,
-        joints=joints,
-        joint_names=np.array(JOINT_NAMES),
-        fps=np.float32(fps),
-        up_axis=np.array(UP_AXIS),
-        loop=np.array(loop),
-        source=np.array(
-            f"pybullet_data/data/motions/{source_file} + pybullet_data/{URDF} "
-            f"(globalScaling={URDF_SCALE}), pybullet {pybullet_version()}"
-        ),
-    )
+    write_clip(out, joints, loop, f"pybullet_data/data/motions/{source_file} + pybullet_data/{URDF} "
+               f"(globalScaling={URDF_SCALE}), pybullet {pybullet_version()}", fps)
     return out
 
 
@@ -434,7 +431,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clips", default=",".join(CLIPS), help="comma-separated clip names")
     parser.add_argument("--fps", type=float, default=FPS, help="output frame rate")
     args = parser.parse_args(argv)
-    try:
+
+    def convert() -> None:
         names = [n for n in args.clips.split(",") if n]
         _check_names(names, "--clips")
         if not args.fps > 0:
@@ -447,10 +445,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(f"{path}: {data['joints'].shape[0]} frames")
         finally:
             humanoid.close()
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+
+    return exit_status(convert)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,6 @@
 per-action table, and train / resume / evaluate from the command line, on a VideoPose3D data directory
 written by the tests (tests/testing.py: DeepMimic frames in the Human3.6M world, 2D projected there)."""
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,7 +11,7 @@ from aign_tf.data import h36m
 from aign_tf.errors import UserError
 from aign_tf.tasks.pose3d import PoseTask, data, skeleton
 from aign_tf.zoo import evaluate, registry
-from tests.testing import h36m_project, write_h36m_dir
+from tests.testing import zoo_process, h36m_project, write_h36m_dir
 
 TINY = dict(steps=2, batch_size=8, width=4, components=10, generator="mlp", train_cameras=1)
 
@@ -139,8 +137,7 @@ def test_action_table_has_the_papers_layout():
 # ---- from the command line: train, resume, evaluate; a missing 2D file ----
 
 def _cli(module, *args):
-    return subprocess.Popen([sys.executable, "-m", f"aign_tf.zoo.{module}", "--task=pose3d", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return zoo_process(module, "pose3d", *args)
 
 
 def test_train_resume_and_evaluate_from_the_command_line(directory, tmp_path):

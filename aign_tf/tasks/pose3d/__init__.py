@@ -1,14 +1,17 @@
 """3D human pose from 2D keypoints (paper §2.1, §3.1; supplementary §2.1): `--task=pose3d`.
 
 Data (`--dataset`): the 15 DeepMimic motion-capture clips shipped in `aign_tf/data/motions`, split
-by clip (15 joints, the default); or Human3.6M in VideoPose3D's layout (`--data_dir`), the paper's
+by clip (15 joints, the default); a folder of BVH motion capture (`--data_dir`, `aign_tf.data.bvh`:
+CMU, LaFAN1, Mixamo or `--joint_map` naming, 15 joints, split by file); or Human3.6M in VideoPose3D's layout (`--data_dir`), the paper's
 protocol: 17 joints, subjects S1, S5, S6, S7, S8 train and S9, S11 test, every `--frame_step`-th
 frame, ground-truth or detected (CPN) 2D inputs (`--keypoints_2d`). Regimes, by the paper's names:
 Sup1 paired 2D-3D examples of the training skeletons seen through random cameras; Sup2 real paired
 2D-3D examples, on Human3.6M the training subjects' 2D in each camera with their 3D (on DeepMimic
 Sup2 coincides with Sup1: without images, both are projections of the training skeletons); Sup3 the
 reprojection loss on the unlabelled test 2D; Sup4 the adversarial loss on the same test 2D, with
-memories of training skeletons. Models (`--model`):
+memories of training skeletons. `--extra_clips` adds training motion to the 15-joint datasets: the
+five real climbing clips shipped in `aign_tf/data/climbing` (`climbing`) or a folder of BVH files;
+they join the training skeletons (memories, Sup1 views, PCA basis), never the test. Models (`--model`):
 
     forward2d3d   Sup1+2          supervised only (reconstruction weight 0, no critic)
     interpreter   Sup1+2+3        + reprojection on test 2D ("3D interpreter")
@@ -30,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from aign_tf.core import AIGN, batches
-from aign_tf.data import deepmimic, h36m
+from aign_tf.data import bvh, climbing, deepmimic, h36m
 from aign_tf.errors import UserError
 from aign_tf.export.signatures import signature, spec
 from aign_tf.render import camera
@@ -41,7 +44,7 @@ from aign_tf.tasks.pose3d import data, figures, metrics, model as networks, skel
 MODELS = ("forward2d3d", "interpreter", "aign")
 GENERATORS = ("heatmap", "mlp")
 CRITIC_INPUTS = ("shape", "params")
-DATASETS = ("deepmimic", "h36m")
+DATASETS = ("deepmimic", "bvh", "h36m")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,8 +70,17 @@ class PoseOptions(Options):
     critic_input: str = option("shape", "The critic reads canonical skeletons (shape) or (alpha, R, f) (params).",
                                choices=CRITIC_INPUTS)
     dataset: str = option("deepmimic", "Skeletons and 2D inputs: deepmimic (15 embedded clips seen by random "
-                          "cameras) or h36m (Human3.6M in --data_dir, the paper's protocol).", choices=DATASETS)
-    data_dir: str | None = option(None, f"h36m: directory holding {h36m.FILE_3D} and the 2D file of --keypoints_2d.")
+                          "cameras), bvh (the BVH files in --data_dir, split by file) or h36m (Human3.6M in "
+                          "--data_dir, the paper's protocol).", choices=DATASETS)
+    data_dir: str | None = option(None, f"bvh: a folder of .bvh files (any depth); h36m: the directory holding "
+                                  f"{h36m.FILE_3D} and the 2D file of --keypoints_2d.")
+    joint_map: str | None = option(None, "bvh and --extra_clips: a JSON file mapping the 15 joints (pelvis, "
+                                   "right_hip, ...) to the BVH files' joint names; default: CMU/LaFAN1/Mixamo names.")
+    bvh_unit: float | None = option(None, "bvh and --extra_clips: metres per unit of the BVH files; default: "
+                                    "metres, centimetres, inches or CMU units, whichever gives a ~0.85 m leg.",
+                                    minimum=1e-9, unit="metres")
+    extra_clips: str | None = option(None, "More training motion (skeletons and memories, never tested): "
+                                     "climbing (5 real mocap clips shipped) or a folder of BVH files.")
     keypoints_2d: str = option("gt", f"h36m: the 2D inputs: gt ({h36m.FILES_2D['gt']}) or cpn (detections, "
                                f"{h36m.FILES_2D['cpn']}).", choices=tuple(h36m.FILES_2D))
     frame_step: int = option(h36m.EVERY, "h36m: keep every N-th frame of the 50 Hz sequences (the paper's 3, "
@@ -78,6 +90,16 @@ class PoseOptions(Options):
         if self.dataset == "h36m" and not self.data_dir:
             raise UserError(f"--dataset=h36m needs --data_dir, the directory holding {h36m.FILE_3D} and "
                             f"{' or '.join(h36m.FILES_2D.values())}")
+        if self.dataset == "bvh" and not self.data_dir:
+            raise UserError("--dataset=bvh needs --data_dir, a folder of .bvh motion-capture files")
+        if self.dataset == "h36m" and self.extra_clips:
+            raise UserError("--extra_clips adds 15-joint skeletons, Human3.6M has 17 joints: drop --extra_clips "
+                            "or use --dataset=deepmimic or bvh")
+
+    def bvh_reading(self) -> dict:
+        """--joint_map and --bvh_unit, as keyword arguments of `aign_tf.data.bvh`'s loaders."""
+        return {"joint_map": bvh.read_joint_map(self.joint_map) if self.joint_map else None,
+                "metres_per_unit": self.bvh_unit}
 
 
 class PoseTask(Task):
@@ -106,8 +128,18 @@ class PoseTask(Task):
         if self.options.dataset == "h36m":
             train, test = self.h36m_frames
             return data.canonical_sequences(train), data.canonical_sequences(test)
-        train, test = deepmimic.clip_split()
-        return data.canonical_clips(train), data.canonical_clips(test)
+        o = self.options
+        train, test = bvh.clip_split(o.data_dir, **o.bvh_reading()) if o.dataset == "bvh" else deepmimic.clip_split()
+        return data.canonical_clips({**train, **self.extra_clips}), data.canonical_clips(test)
+
+    @functools.cached_property
+    def extra_clips(self) -> dict[str, deepmimic.Clip]:
+        """The --extra_clips clips, every one for training, named "extra/<clip>"."""
+        o = self.options
+        if not o.extra_clips:
+            return {}
+        clips = climbing.load_clips() if o.extra_clips == "climbing" else bvh.load_clips(o.extra_clips, **o.bvh_reading())
+        return {f"extra/{name}": clip for name, clip in clips.items()}
 
     @property
     def cameras(self) -> data.Cameras:
