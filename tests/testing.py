@@ -76,6 +76,105 @@ def write_vkitti_variation(root, sequence, variation, count, step=0.8, yaw=VKITT
     extrinsics.write_text("\n".join(lines) + "\n")
 
 
+# -- KITTI raw days, odometry poses and frames folders (tests/data/test_kitti.py, test_trajectory.py,
+#    tests/tasks/test_sfm_datasets.py, tests/zoo/test_sfm_data_cli.py) ---------------------------------
+
+KITTI_SIZE = (124, 37)  # (width, height) of the written frames: KITTI's 1242x375, a tenth
+KITTI_P_RECT_02 = np.array([[72.15377, 0.0, 60.95593, 4.485728], [0.0, 72.15377, 17.2854, 0.02163791],
+                            [0.0, 0.0, 1.0, 0.002745884]])  # KITTI 2011_09_26's, a tenth in pixels
+KITTI_TO_CAMERA_AXES = np.array([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]])  # x fwd, y left, z up -> camera
+KITTI_VELO_TO_CAM = (KITTI_TO_CAMERA_AXES, (-0.004, -0.076, -0.272))  # (R, T), offsets as in 2011_09_26
+KITTI_IMU_TO_VELO = (np.eye(3), (-0.809, 0.320, -0.800))
+KITTI_LATITUDE, KITTI_LONGITUDE = 49.011, 8.4235  # degrees, Karlsruhe
+EARTH_RADIUS_M = 6378137.0
+
+
+def _calibration_line(key, values):
+    return f"{key}: " + " ".join(f"{v:.12e}" for v in np.ravel(values)) + "\n"
+
+
+def write_kitti_day(root, day="2011_09_26", p_rect_02=KITTI_P_RECT_02, size=KITTI_SIZE, r_rect_00=np.eye(3),
+                    velo_to_cam=KITTI_VELO_TO_CAM, imu_to_velo=KITTI_IMU_TO_VELO):
+    """Writes the three calibration files of a KITTI raw day under root (a pathlib.Path); returns its folder."""
+    day_dir = root / day
+    day_dir.mkdir(parents=True)
+    (day_dir / "calib_cam_to_cam.txt").write_text(
+        "calib_time: 09-Jan-2012 13:57:47\n" + _calibration_line("corner_dist", 0.0995)
+        + _calibration_line("S_rect_00", size) + _calibration_line("R_rect_00", r_rect_00)
+        + _calibration_line("S_rect_02", size) + _calibration_line("R_rect_02", np.eye(3))
+        + _calibration_line("P_rect_02", p_rect_02))
+    for name, (rotation, translation) in (("calib_velo_to_cam.txt", velo_to_cam),
+                                          ("calib_imu_to_velo.txt", imu_to_velo)):
+        (day_dir / name).write_text("calib_time: 25-May-2012 16:47:16\n" + _calibration_line("R", rotation)
+                                    + _calibration_line("T", translation))
+    return day_dir
+
+
+def oxts_line(lat, lon, alt, roll, pitch, yaw):
+    """One OXTS record: the six pose values, 19 motion values (zeros here) and the 5 integer flags."""
+    pose = [repr(float(v)) for v in (lat, lon, alt, roll, pitch, yaw)]
+    return " ".join(pose + ["0.0"] * 19 + ["0", "10", "4", "4", "4"])
+
+
+def north_east_records(steps, yaw=np.pi / 2, alt=113.0):
+    """OXTS pose values (lat, lon, alt, roll, pitch, yaw) of positions `steps` [(north, east) metres],
+    on the Mercator projection scaled at the first latitude (inverted by hand), heading `yaw`."""
+    scale = np.cos(np.radians(KITTI_LATITUDE))
+    north0 = scale * EARTH_RADIUS_M * np.log(np.tan(np.pi / 4 + np.radians(KITTI_LATITUDE) / 2))
+    records = []
+    for north, east in steps:
+        lat = np.degrees(2 * np.arctan(np.exp((north0 + north) / (scale * EARTH_RADIUS_M))) - np.pi / 2)
+        lon = KITTI_LONGITUDE + np.degrees(east / (scale * EARTH_RADIUS_M))
+        records.append((lat, lon, alt, 0.0, 0.0, yaw))
+    return records
+
+
+def kitti_frame(k, size=KITTI_SIZE):
+    """uint8 [height, width, 3] frame k: red and green gradients, blue = 40 * k."""
+    width, height = size
+    rows, columns = np.mgrid[:height, :width]
+    return np.stack([columns * 255 // (width - 1), rows * 255 // (height - 1), np.full_like(rows, 40 * k)],
+                    -1).astype(np.uint8)
+
+
+def write_kitti_drive(day_dir, records, drive="0001", size=KITTI_SIZE):
+    """Writes a synced drive of len(records) frames (PNG frame k = `kitti_frame(k)`, OXTS record k) under
+    day_dir; returns its folder."""
+    drive_dir = day_dir / f"{day_dir.name}_drive_{drive}_sync"
+    (drive_dir / "image_02" / "data").mkdir(parents=True)
+    (drive_dir / "oxts" / "data").mkdir(parents=True)
+    for k, record in enumerate(records):
+        Image.fromarray(kitti_frame(k, size)).save(drive_dir / "image_02" / "data" / f"{k:010d}.png")
+        (drive_dir / "oxts" / "data" / f"{k:010d}.txt").write_text(oxts_line(*record) + "\n")
+    return drive_dir
+
+
+def write_kitti_raw(root, frames=4):
+    """A KITTI raw directory: one day, one drive heading north at 1 m per frame; returns the drive's folder."""
+    return write_kitti_drive(write_kitti_day(root), north_east_records([(k, 0.0) for k in range(frames)]))
+
+
+FRAMES_INTRINSICS = "50.0 45.0 39.5 23.5"  # fx fy cx cy of the 80x48 frames of `write_frames_folder`
+
+
+def write_frames_folder(directory, count=4, size=(80, 48), extension="png", intrinsics=FRAMES_INTRINSICS):
+    """A video as a frames folder: `count` frames named 000000.EXT ... (blue = 40 * k), and intrinsics.txt
+    (none if `intrinsics` is None); returns the frame paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k in range(count):
+        paths.append(directory / f"{k:06d}.{extension}")
+        Image.fromarray(kitti_frame(k, size)).save(paths[-1])
+    if intrinsics is not None:
+        (directory / "intrinsics.txt").write_text(intrinsics + "\n")
+    return paths
+
+
+def write_odometry_poses(path, camera_to_world):
+    """A KITTI odometry pose file: one line of 12 numbers (row-major [R | t]) per [4, 4] matrix."""
+    path.write_text("".join(" ".join(f"{v:.9e}" for v in pose[:3].ravel()) + "\n" for pose in camera_to_world))
+
+
 # -- Tiny checkpointed models of every task (tests/export) --------------------------------------------
 
 TINY_MODELS = {  # the overrides that make each task's model tiny

@@ -24,16 +24,32 @@ The car drives at 0.8-1.4 m per frame (slowly varying), its heading follows a me
 random walk (yaw rate std ~0.01 rad per frame) that keeps it on the road (|x| <= MAX_LATERAL), and
 the camera pitches, rolls (std CAMERA_WOBBLE rad) and bounces (std CAMERA_BOUNCE m) slightly.
 
+Real camera paths: given the poses of a real drive (`real_drive`, camera-to-world matrices such as a
+KITTI odometry pose file's, `aign_tf.data.kitti.read_odometry_poses`), each street's camera follows a
+window of consecutive poses of that drive instead, one pose per frame (KITTI odometry's 10 frames a
+second, about 1 m per frame at 36 km/h: the pace of the random process), chosen by the street's seed:
+the real speed, turns, pitch, roll and bounce, taken relative to the window's first pose. The street
+stays straight: the window is rotated as a whole so that the line from its first to its last camera
+position runs level along the street (+z), then shifted sideways at random within the lanes. Only
+windows that then fit the street are used (`street_windows`): every camera within |x| <= MAX_LATERAL
+and within MAX_HEADING of the street's axis, and at least MIN_ADVANCE metres driven, so that turns at
+intersections, which the street does not have, are left out (3,040 of the 4,502 windows of 40 frames
+of KITTI odometry sequence 00 fit). A rigid motion of the whole window leaves every pair's relative
+motion exactly the real one; the ground stays a plane, so the camera's height above it follows the
+real drive's climbs and dips away from the level line (within 0.4 m on those 3,040 windows).
+
 `load_pairs` caches the frame pairs (see `aign_tf.data.frames`) on disk through the TFDS builder
 `DrivingWorld`. Each call builds one config holding only the requested split: the config name
 encodes the frame size, frames per sequence, seed and the number of sequences of each split (0 for
-the splits not requested), e.g. "64x192_f40_s0_t16_m0_e0" for 16 training streets. Streets are
+the splits not requested), e.g. "64x192_f40_s0_t16_m0_e0" for 16 training streets, and with a
+trajectory "_p" and the first 12 hex digits of the SHA-256 of its poses (float64). Streets are
 numbered within a split, so the first n streets of a split are the same whatever the count.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import io
 import math
 import os
@@ -44,7 +60,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging as absl_logging
 
-from aign_tf.data import frames
+from aign_tf.data import frames, kitti
 from aign_tf.data.images import cache_dir, tfds_damage
 from aign_tf.errors import UserError, check_choice
 
@@ -59,6 +75,8 @@ HORIZONTAL_FOV = math.radians(80.0)
 CAMERA_HEIGHT = 1.6      # metres above the ground plane, which is y = CAMERA_HEIGHT
 ROAD_HALF_WIDTH = 4.5
 MAX_LATERAL = 2.5        # the camera keeps |x| <= MAX_LATERAL
+MAX_HEADING = 0.3        # radians: a real drive's camera keeps within this of the street's axis
+MIN_ADVANCE = 1.0        # metres: a window of a real drive must get at least this far
 CAMERA_WOBBLE = 0.002    # std of pitch and roll, radians
 CAMERA_BOUNCE = 0.01     # std of the height change, metres
 
@@ -138,6 +156,45 @@ def _trajectory(rng: np.random.Generator, num_frames: int) -> np.ndarray:
         x = float(np.clip(x + speed * math.sin(middle), -MAX_LATERAL, MAX_LATERAL))
         z += speed * math.cos(middle)
     return world_to_camera
+
+
+def street_windows(camera_to_world: np.ndarray, num_frames: int, name: str = "the trajectory") -> np.ndarray:
+    """Camera-to-world matrices [K, num_frames, 4, 4] of every window of num_frames consecutive poses of a
+    real drive (camera-to-world [N, 4, 4]) that fits the street, in street coordinates (see the module
+    docstring), the first camera at the origin; UserError naming `name` if none fits."""
+    windows = np.zeros((max(len(camera_to_world) - num_frames + 1, 0), num_frames, 4, 4))
+    for start in range(len(windows)):
+        windows[start] = camera_to_world[start:start + num_frames]
+    windows = np.linalg.inv(windows[:, :1]) @ windows  # relative to the first pose
+    chord = windows[:, -1, :3, 3]
+    length = np.linalg.norm(chord, axis=-1, keepdims=True)
+    forward = chord / np.maximum(length, 1e-9)
+    right = np.cross([0.0, 1.0, 0.0], forward)  # the first camera's y is down
+    level = np.linalg.norm(right, axis=-1)  # cosine of the chord's climb; near 0 the alignment is undefined
+    right /= np.maximum(level[:, np.newaxis], 1e-9)
+    align = np.eye(4) * np.ones((len(windows), 1, 1))
+    align[:, :3, :3] = np.stack([right, np.cross(forward, right), forward], axis=1)
+    windows = align[:, np.newaxis] @ windows
+    lateral = windows[:, :, 0, 3]
+    heading = np.arctan2(windows[:, :, 0, 2], windows[:, :, 2, 2])  # of each optical axis
+    fits = ((length[:, 0] >= MIN_ADVANCE) & (level > 0.5) & (lateral.max(1) - lateral.min(1) <= 2 * MAX_LATERAL)
+            & (np.abs(heading).max(1) <= MAX_HEADING))
+    if not fits.any():
+        raise UserError(f"{name} ({len(camera_to_world)} poses) has no window of {num_frames} consecutive poses that "
+                        f"fits the driving world's straight street (at least {MIN_ADVANCE:g} m driven, within "
+                        f"{2 * MAX_LATERAL:g} m sideways and {MAX_HEADING:g} rad of its axis): use a longer drive "
+                        "or fewer frames per street")
+    return windows[fits]
+
+
+def _real_trajectory(rng: np.random.Generator, real_drive: np.ndarray, num_frames: int) -> np.ndarray:
+    """World-to-camera matrices [F, 4, 4] (float64) of a drive along a random fitting window of a real
+    drive (camera-to-world [N, 4, 4]), shifted sideways at random within the lanes."""
+    windows = street_windows(real_drive, num_frames)
+    window = windows[rng.integers(len(windows))]
+    lateral = window[:, 0, 3]
+    window[:, 0, 3] += rng.uniform(-MAX_LATERAL - lateral.min(), MAX_LATERAL - lateral.max())
+    return np.linalg.inv(window)
 
 
 def _box(x0: float, x1: float, height: float, z0: float, z1: float) -> np.ndarray:
@@ -388,8 +445,10 @@ def _render_frame(world: _World, world_to_camera: np.ndarray, intrinsics: frames
     return colour.reshape(height, s, width, s, 3).mean(axis=(1, 3)), depth
 
 
-def render_sequence(seed: int, num_frames: int, height: int, width: int, supersample: int = 2) -> dict:
-    """Renders the drive down the street of `seed`.
+def render_sequence(seed: int, num_frames: int, height: int, width: int, supersample: int = 2,
+                    real_drive: np.ndarray | None = None) -> dict:
+    """Renders the drive down the street of `seed`, along a window of `real_drive` (camera-to-world
+    [N, 4, 4]) if given, else along the random process.
 
     Returns:
       {"images": uint8 [F, H, W, 3], "depths": float32 [F, H, W] (Z along the optical axis,
@@ -400,7 +459,10 @@ def render_sequence(seed: int, num_frames: int, height: int, width: int, supersa
     if num_frames < 1 or supersample < 1:
         raise UserError(f"need num_frames >= 1 and supersample >= 1, got {num_frames} and {supersample}")
     rng = np.random.default_rng(seed)
-    world_to_camera = _trajectory(rng, num_frames)
+    if real_drive is None:
+        world_to_camera = _trajectory(rng, num_frames)
+    else:
+        world_to_camera = _real_trajectory(rng, real_drive, num_frames)
     world = _world(rng, drive_end=np.linalg.inv(world_to_camera[-1])[2, 3])
     images = np.zeros((num_frames, height, width, 3), np.uint8)
     depths = np.zeros((num_frames, height, width), np.float32)
@@ -426,8 +488,9 @@ def sequence_seeds(split: str, count: int, seed: int = 0) -> list[int]:
 
 @dataclasses.dataclass(eq=False)
 class DrivingWorldConfig(tfds.core.BuilderConfig):
-    """One build of the driving world: frame size, frames per street, seed and the number of
-    streets of each split. Make it with `DrivingWorldConfig.create`, which names it."""
+    """One build of the driving world: frame size, frames per street, seed, the number of streets of
+    each split and the real drive they follow (camera-to-world [N, 4, 4], None for the random
+    process). Make it with `DrivingWorldConfig.create`, which names it."""
     height: int = 64
     width: int = 192
     num_frames: int = DEFAULT_FRAMES
@@ -435,19 +498,24 @@ class DrivingWorldConfig(tfds.core.BuilderConfig):
     train: int = 0
     memory: int = 0
     test: int = 0
+    real_drive: np.ndarray | None = None
 
     @classmethod
     def create(cls, height: int, width: int, num_frames: int = DEFAULT_FRAMES, seed: int = 0,
-               train: int = 0, memory: int = 0, test: int = 0) -> "DrivingWorldConfig":
-        """The config named after its contents, e.g. "64x192_f40_s0_t16_m8_e4"."""
+               train: int = 0, memory: int = 0, test: int = 0,
+               real_drive: np.ndarray | None = None) -> "DrivingWorldConfig":
+        """The config named after its contents, e.g. "64x192_f40_s0_t16_m8_e4", or with a real drive
+        "64x192_f40_s0_t16_m8_e4_p0123456789ab"."""
         frames.check_frame_size(height, width)
         if num_frames < 2:
             raise UserError(f"a street needs at least 2 frames to make a pair, got num_frames={num_frames}")
         for split, count in zip(SPLITS, (train, memory, test)):
             sequence_seeds(split, count, seed)  # checks the count and the seed
         name = f"{height}x{width}_f{num_frames}_s{seed}_t{train}_m{memory}_e{test}"
+        if real_drive is not None:
+            name += "_p" + hashlib.sha256(np.ascontiguousarray(real_drive, np.float64).tobytes()).hexdigest()[:12]
         return cls(name=name, description=f"driving world {name}", height=height, width=width,
-                   num_frames=num_frames, seed=seed, train=train, memory=memory, test=test)
+                   num_frames=num_frames, seed=seed, train=train, memory=memory, test=test, real_drive=real_drive)
 
 
 class DrivingWorld(tfds.core.GeneratorBasedBuilder):
@@ -489,17 +557,20 @@ class DrivingWorld(tfds.core.GeneratorBasedBuilder):
         streets within the split."""
         config = self.builder_config
         for index, seed in enumerate(sequence_seeds(split, getattr(config, split), config.seed)):
-            street = render_sequence(seed, config.num_frames, config.height, config.width)
+            street = render_sequence(seed, config.num_frames, config.height, config.width,
+                                     real_drive=config.real_drive)
             pairs = frames.sequence_pairs(street["images"], street["depths"], street["world_to_camera"], index)
             for k in range(config.num_frames - 1):
                 yield f"{index}_{k}", {key: pairs[key][k] for key in frames.PAIR_KEYS}
 
 
 def load_pairs(split: str, *, height: int, width: int, sequences: int, num_frames: int = DEFAULT_FRAMES,
-               seed: int = 0, data_dir: str | None = None, verbose: bool = True) -> dict:
+               seed: int = 0, data_dir: str | None = None, verbose: bool = True,
+               trajectory: str | None = None) -> dict:
     """All pairs of the first `sequences` streets of `split`, as the `aign_tf.data.frames` dict:
     sequences * (num_frames - 1) pairs of height x width frames in street and frame order, with
-    `sequence` numbering the streets 0 .. sequences - 1.
+    `sequence` numbering the streets 0 .. sequences - 1. With `trajectory` (a KITTI odometry pose
+    file) the streets follow windows of that real drive.
 
     They are read from the TFDS cache in `data_dir` (default: <cache_dir()>/tfds). The first call
     for a combination of arguments renders the streets into a `DrivingWorld` config holding only
@@ -510,7 +581,11 @@ def load_pairs(split: str, *, height: int, width: int, sequences: int, num_frame
     check_choice("split", split, SPLITS)
     if sequences < 1:
         raise UserError(f"need at least one street, got sequences={sequences}")
-    config = DrivingWorldConfig.create(height, width, num_frames, seed, **{split: sequences})
+    real_drive = None
+    if trajectory is not None:
+        real_drive = kitti.read_odometry_poses(trajectory)
+        street_windows(real_drive, num_frames, f"trajectory file {trajectory}")  # fails here, not mid-build
+    config = DrivingWorldConfig.create(height, width, num_frames, seed, real_drive=real_drive, **{split: sequences})
     data_dir = data_dir or os.path.join(cache_dir(), "tfds")
     cache = os.path.join(data_dir, DrivingWorld.name, config.name)
     verbosity = absl_logging.get_verbosity()

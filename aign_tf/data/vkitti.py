@@ -25,10 +25,7 @@ variation) combinations in the order they are read (sequences outer, variations 
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import os
-import zlib
 
 import numpy as np
 from PIL import Image
@@ -49,7 +46,6 @@ EXTRINSICS_DIR = "vkitti_1.3.1_extrinsicsgt"
 UNPACK_HINT = "unpack the VKITTI 1.3.1 rgb, depthgt and extrinsicsgt archives under"
 # PIL modes of a 16-bit greyscale PNG.
 DEPTH_MODES = ("I;16", "I;16B", "I")
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def camera(height: int, width: int) -> frames.Intrinsics:
@@ -123,11 +119,7 @@ def _read_extrinsics(path: str, data_dir: str) -> dict[int, np.ndarray]:
     """frame index -> float64 [4, 4] world-to-camera matrix, from one extrinsicsgt file."""
     if not os.path.isfile(path):
         raise UserError(f"VKITTI extrinsics file {path} is missing: {UNPACK_HINT} {data_dir}")
-    try:
-        with open(path, encoding="ascii") as file:
-            lines = file.read().splitlines()
-    except (OSError, ValueError) as e:
-        raise UserError(f"cannot read VKITTI extrinsics file {path} ({e}): expected a text file; re-extract it") from e
+    lines = frames.read_text(path, "a VKITTI extrinsics text file; re-extract it").splitlines()
     poses = {}
     for number, line in enumerate(lines, start=1):
         values = line.split()
@@ -175,33 +167,9 @@ def _read_frame(rgb_path: str, depth_path: str, data_dir: str, height: int,
     return image, depth_cm[rows[:, np.newaxis], columns].astype(np.float32) / 100
 
 
-def _check_png_chunks(raw: bytes) -> None:
-    """Raises ValueError unless `raw` is a PNG whose chunks up to IEND are complete and match their CRCs
-    (PIL skips the CRCs of the pixel data, so damaged pixels would otherwise decode silently)."""
-    if raw[:8] != PNG_SIGNATURE:
-        raise ValueError("not a PNG file")
-    at, chunk = len(PNG_SIGNATURE), b""
-    while chunk[:4] != b"IEND":
-        length = int.from_bytes(raw[at:at + 4], "big")
-        chunk, crc = raw[at + 4:at + 8 + length], raw[at + 8 + length:at + 12 + length]
-        if len(crc) < 4 or zlib.crc32(chunk) != int.from_bytes(crc, "big"):
-            raise ValueError(f"the chunk at byte {at} is truncated or fails its CRC")
-        at += 12 + length
-
-
-@contextlib.contextmanager
 def _png(path: str):
-    """The image at `path`, opened by PIL; UserError naming `path` if it is damaged or does not decode."""
-    try:
-        with open(path, "rb") as file:
-            raw = file.read()
-        _check_png_chunks(raw)
-        with Image.open(io.BytesIO(raw)) as image:
-            yield image
-    except UserError:
-        raise
-    except (OSError, SyntaxError, ValueError, EOFError, zlib.error, Image.DecompressionBombError) as e:
-        raise UserError(f"cannot read {path} ({e}): expected an intact VKITTI 1.3.1 PNG; re-extract it") from e
+    """The image at `path`, opened by PIL (`frames.open_image`); UserError naming `path` if it is damaged."""
+    return frames.open_image(path, "an intact VKITTI 1.3.1 PNG; re-extract it", formats=("PNG",))
 
 
 def _stride_pairs(images: np.ndarray, depths: np.ndarray, world_to_camera: np.ndarray, stride: int, index: int) -> dict:

@@ -134,7 +134,7 @@ def test_train_batches_keep_the_streams_apart(task):
                                                   ("frame_size", "30x100", "multiples of 16"),
                                                   ("frame_size", "60x100", "multiples of 16"),
                                                   ("frame_size", "64by192", "HEIGHTxWIDTH"),
-                                                  ("dataset", "kitti", "unknown dataset 'kitti'")])
+                                                  ("dataset", "cityscapes", "unknown dataset 'cityscapes'")])
 def test_bad_options_are_user_errors(option, value, match):
     """Options are checked when the task is configured, before anything is loaded or built."""
     with pytest.raises(UserError, match=match):

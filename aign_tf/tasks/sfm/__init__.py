@@ -1,12 +1,16 @@
 """Structure from motion: depth and egomotion from pairs of frames (paper §2.2, §3.2): `--task=sfm`.
 
 Data (`--dataset`): `driving`, the procedural driving world of `aign_tf.data.driving` (streets
-held out by seed), or `vkitti`, Virtual KITTI 1.3.1 under `--data_dir` (sequence 0001 test, the
-other four training, as in the paper). Three streams of frame pairs:
+held out by seed; `--trajectory` makes them follow a real drive), `vkitti`, Virtual KITTI 1.3.1
+under `--data_dir` (sequence 0001 test, the other four training, as in the paper), or real video
+without depth: `frames`, a folder of a user's own video (`aign_tf.data.video`), and `kitti`, KITTI raw
+drives with their OXTS camera motion (`aign_tf.data.kitti`); for those two the video is the test
+stream and the driving world gives the memories and paired examples (at the same frame size, with
+its own camera). Three streams of frame pairs:
 
     test     the unlabelled inputs of every self-supervised model (the paper trains on the test
-             videos without their labels and reports the curves there); their depth and motion
-             are only read by `evaluate`
+             videos without their labels and reports the curves there); their depth and motion,
+             where they have them, are only read by `evaluate`
     memory   depth maps and relative motions of unrelated sequences: the critics' memories
     train    paired examples: their exact optical flow trains the flow network in every model;
              depth and motion too in the supervised `pretrain` model
@@ -41,29 +45,38 @@ from aign_tf.tasks.options import Config, Options, option
 from aign_tf.tasks.sfm import metrics, model as networks
 
 MODELS = ("aign", "depth_aign", "smooth_ign", "ign", "pretrain")
-DATASETS = ("driving", "vkitti")
+DATASETS = ("driving", "vkitti", "frames", "kitti")
+REAL_VIDEO = ("frames", "kitti")  # test stream only: the driving world gives memories and paired examples
 SPLITS = ("train", "memory", "test")
 
 
 @dataclasses.dataclass(frozen=True)
 class SfmOptions(Options):
     model: str = option("aign", "The model: aign, depth_aign, smooth_ign, ign or pretrain.", choices=MODELS)
-    dataset: str = option("driving", "The frames: driving (procedural world) or vkitti (Virtual KITTI 1.3.1).",
-                          choices=DATASETS)
-    data_dir: str | None = option(None, "Directory holding the dataset files (vkitti; the driving world's cache).")
+    dataset: str = option("driving", "The frames: driving (procedural world), vkitti (Virtual KITTI 1.3.1), frames "
+                          "(your video: a folder of frames and intrinsics.txt) or kitti (KITTI raw drives); frames "
+                          "and kitti take memories and paired examples from the driving world.", choices=DATASETS)
+    data_dir: str | None = option(None, "Directory holding the dataset files (vkitti, frames, kitti); for driving "
+                                  "the driving world's cache (default $AIGN_TF_CACHE/tfds, also used by frames "
+                                  "and kitti).")
+    trajectory: str | None = option(None, "driving world: a KITTI odometry pose file (12 numbers a line, 10 Hz) "
+                                    "whose real drive the streets follow instead of random paths.")
     frame_size: str = option("64x192", "HEIGHTxWIDTH of the frames, multiples of 16, e.g. 64x192.")
-    train_sequences: int = option(16, "driving: streets of paired training examples.", minimum=1)
-    memory_sequences: int = option(8, "driving: streets whose depth and motion are the memories.", minimum=1)
+    train_sequences: int = option(16, "driving world: streets of paired training examples.", minimum=1)
+    memory_sequences: int = option(8, "driving world: streets whose depth and motion are the memories.", minimum=1)
     test_sequences: int = option(4, "driving: held-out streets, the unlabelled inputs.", minimum=1)
-    sequence_frames: int = option(40, "driving: frames per street.", minimum=2)
+    sequence_frames: int = option(40, "driving world: frames per street.", minimum=2)
     width: int = option(16, "Channels of the first conv layer of generator and critic (doubling deeper).",
                         minimum=1)
     smoothness: float = option(0.1, "Weight of the depth smoothness prior of --model=smooth_ign.", minimum=0)
 
     def validate(self) -> None:
-        if self.dataset == "vkitti" and not self.data_dir:
-            raise UserError("--dataset=vkitti needs --data_dir, the directory holding the unpacked "
-                            "vkitti_1.3.1_rgb, vkitti_1.3.1_depthgt and vkitti_1.3.1_extrinsicsgt folders")
+        needs = {"vkitti": "the directory holding the unpacked vkitti_1.3.1_rgb, vkitti_1.3.1_depthgt and "
+                           "vkitti_1.3.1_extrinsicsgt folders",
+                 "frames": "the folder holding your video's frames and intrinsics.txt",
+                 "kitti": "the directory holding the KITTI raw days (YYYY_MM_DD folders)"}
+        if self.dataset in needs and not self.data_dir:
+            raise UserError(f"--dataset={self.dataset} needs --data_dir, {needs[self.dataset]}")
         frames.check_frame_size(*self.frame_shape)
 
     @functools.cached_property
@@ -77,7 +90,7 @@ class SfmOptions(Options):
 
 
 class SfmTask(Task):
-    """Structure from motion, bound to its options; it loads each stream's frame pairs, the camera and
+    """Structure from motion, bound to its options; it loads each stream's frame pairs, the cameras and
     the model-free metrics of the test pairs once, on first use."""
 
     name = "sfm"
@@ -87,66 +100,99 @@ class SfmTask(Task):
 
     def __init__(self, config: Config):
         super().__init__(config)
-        self._pairs: dict[str, dict] = {}
+        self._pairs: dict[tuple[str, str], dict] = {}
 
     # -- data ------------------------------------------------------------------------------------
 
+    def _source(self, split: str) -> tuple[str, str]:
+        """(dataset, part) that gives the stream `split`: on vkitti the memories are the training
+        sequences (one load for both; the street counts do not apply); on frames and kitti only the
+        test stream is the video, the others come from the driving world."""
+        check_choice("sfm stream", split, SPLITS)
+        dataset = self.options.dataset
+        if dataset == "vkitti":
+            return dataset, "test" if split == "test" else "train"
+        return (dataset if split == "test" else "driving"), split
+
     @functools.cached_property
     def intrinsics(self) -> frames.Intrinsics:
-        height, width = self.options.frame_shape
-        if self.options.dataset == "vkitti":
+        """The model's camera: that of --dataset's frames (the test stream, the frames it learns from)."""
+        o = self.options
+        height, width = o.frame_shape
+        if o.dataset == "vkitti":
             from aign_tf.data import vkitti  # pylint: disable=import-outside-toplevel
             return vkitti.camera(height, width)
+        if o.dataset in REAL_VIDEO:
+            from aign_tf.data import kitti, video  # pylint: disable=import-outside-toplevel
+            return (video if o.dataset == "frames" else kitti).camera(o.data_dir, height, width)
         from aign_tf.data import driving  # pylint: disable=import-outside-toplevel
         return driving.camera(height, width)
 
+    def camera(self, split: str) -> frames.Intrinsics:
+        """The camera that took the frames of stream `split` ("train", "memory" or "test"): the model's,
+        or the driving world's for the streams it gives to frames and kitti."""
+        dataset, _ = self._source(split)
+        if dataset == self.options.dataset:
+            return self.intrinsics
+        from aign_tf.data import driving  # pylint: disable=import-outside-toplevel
+        return driving.camera(*self.options.frame_shape)
+
     def pairs(self, split: str) -> dict:
-        """The frame pairs of one stream ("train", "memory" or "test"), as `aign_tf.data.frames` arrays.
-        On vkitti the memories are the training sequences (one load for both; the street counts do
-        not apply)."""
-        check_choice("sfm stream", split, SPLITS)
-        o = self.options
-        source = ("test" if split == "test" else "train") if o.dataset == "vkitti" else split
+        """The frame pairs of one stream ("train", "memory" or "test"), as `aign_tf.data.frames` arrays
+        (see `_source` for where each comes from)."""
+        source = self._source(split)
         if source not in self._pairs:
+            (dataset, part), o = source, self.options
             height, width = o.frame_shape
-            if o.dataset == "vkitti":
+            if dataset == "vkitti":
                 from aign_tf.data import vkitti  # pylint: disable=import-outside-toplevel
-                names = vkitti.TEST_SEQUENCES if source == "test" else vkitti.TRAIN_SEQUENCES
+                names = vkitti.TEST_SEQUENCES if part == "test" else vkitti.TRAIN_SEQUENCES
                 self._pairs[source] = vkitti.load_pairs(o.data_dir, names, height=height, width=width)
+            elif dataset in REAL_VIDEO:
+                from aign_tf.data import kitti, video  # pylint: disable=import-outside-toplevel
+                reader = video if dataset == "frames" else kitti
+                self._pairs[source] = pairs = reader.load_pairs(o.data_dir, height=height, width=width)
+                print(f"{dataset} {o.data_dir}: {len(pairs['image1'])} pairs of {len(set(pairs['sequence']))} "
+                      f"sequence(s) at {height}x{width}, the test stream", flush=True)
             else:
                 from aign_tf.data import driving  # pylint: disable=import-outside-toplevel
-                self._pairs[source] = driving.load_pairs(source, height=height, width=width,
-                                                         sequences=getattr(o, f"{source}_sequences"),
-                                                         num_frames=o.sequence_frames, data_dir=o.data_dir)
+                self._pairs[source] = driving.load_pairs(
+                    part, height=height, width=width, sequences=getattr(o, f"{part}_sequences"),
+                    num_frames=o.sequence_frames, data_dir=None if o.dataset in REAL_VIDEO else o.data_dir,
+                    trajectory=o.trajectory)
         return self._pairs[source]
 
-    def _examples(self, arrays: dict, batch_size: int, *, shuffle_seed: int | None,
+    def _examples(self, split: str, batch_size: int, *, shuffle_seed: int | None,
                   flow: bool = True) -> tf.data.Dataset:
-        """Batches of examples with inputs {image1, image2} in [0, 1], observed image1 and targets
-        {log_depth, motion [R | T], and with `flow` the exact flow from the true depth and motion}."""
-        camera = self.intrinsics
-        dataset = tf.data.Dataset.from_tensor_slices({k: arrays[k] for k in frames.PAIR_KEYS})
+        """Batches of the examples of stream `split` with inputs {image1, image2} in [0, 1], observed
+        image1 and the targets its pairs have the truth for: log_depth, motion [R | T], and with `flow`
+        the exact flow from the true depth and motion (with the stream's camera)."""
+        arrays, camera = self.pairs(split), self.camera(split)
+        dataset = tf.data.Dataset.from_tensor_slices({k: arrays[k] for k in frames.PAIR_KEYS if k in arrays})
         if shuffle_seed is not None:
             dataset = dataset.shuffle(len(arrays["image1"]), seed=shuffle_seed).repeat()
 
         def example(pair):
             image1 = tf.cast(pair["image1"], tf.float32) / 255.0
             image2 = tf.cast(pair["image2"], tf.float32) / 255.0
-            motion = tf.concat([tf.reshape(pair["rotation"], [-1, 9]), pair["translation"]], axis=-1)
-            targets = {"log_depth": tf.math.log(tf.maximum(pair["depth1"], warp.MIN_DEPTH)), "motion": motion}
-            if flow:
+            targets = {}
+            if "depth1" in pair:
+                targets["log_depth"] = tf.math.log(tf.maximum(pair["depth1"], warp.MIN_DEPTH))
+            if "rotation" in pair:
+                targets["motion"] = tf.concat([tf.reshape(pair["rotation"], [-1, 9]), pair["translation"]], axis=-1)
+            if flow and "log_depth" in targets and "motion" in targets:
                 targets["flow"] = exact_flow(pair, camera)
-            return batches.example({"image1": image1, "image2": image2}, image1, targets=targets)
+            return batches.example({"image1": image1, "image2": image2}, image1, targets=targets or None)
 
         return dataset.batch(batch_size, drop_remainder=shuffle_seed is not None).map(example, tf.data.AUTOTUNE)
 
     def train_batches(self) -> tf.data.Dataset:
         size, seed = self.config.batch_size, self.config.seed
         if self.options.model == "pretrain":  # supervised on the training sequences
-            return self._examples(self.pairs("train"), size, shuffle_seed=seed).prefetch(tf.data.AUTOTUNE)
-        inputs = self._examples(self.pairs("test"), size, shuffle_seed=seed + 1, flow=False)
-        memories = self._examples(self.pairs("memory"), size, shuffle_seed=seed + 2, flow=False)
-        paired = self._examples(self.pairs("train"), max(size // 2, 1), shuffle_seed=seed)
+            return self._examples("train", size, shuffle_seed=seed).prefetch(tf.data.AUTOTUNE)
+        inputs = self._examples("test", size, shuffle_seed=seed + 1, flow=False)
+        memories = self._examples("memory", size, shuffle_seed=seed + 2, flow=False)
+        paired = self._examples("train", max(size // 2, 1), shuffle_seed=seed)
 
         def combine(x, m, p):
             return batches.example(x["inputs"], x["observed"],
@@ -156,8 +202,8 @@ class SfmTask(Task):
         return tf.data.Dataset.zip(inputs, memories, paired).map(combine).prefetch(tf.data.AUTOTUNE)
 
     def eval_dataset(self) -> tf.data.Dataset:
-        """The test pairs in order, with their true depth, motion and flow."""
-        return self._examples(self.pairs("test"), self.config.batch_size, shuffle_seed=None)
+        """The test pairs in order, with their true depth, motion and flow where they have them."""
+        return self._examples("test", self.config.batch_size, shuffle_seed=None)
 
     # -- the model -------------------------------------------------------------------------------
 
@@ -190,45 +236,71 @@ class SfmTask(Task):
         return {prefix + name: value for name, value in errors.items()}
 
     @functools.cached_property
-    def model_free_metrics(self) -> dict[str, np.ndarray]:
-        """Per test pair: the error of Farneback's flow, and the geometric baseline on the exact flow and on
-        Farneback's flow. They do not depend on the model, so the evaluations during training reuse them."""
+    def test_truth(self) -> tuple[bool, bool]:
+        """(depth, motion): whether the test pairs have true depth and true camera motion. The first call
+        says which metrics `evaluate` leaves out for want of them."""
         arrays = self.pairs("test")
-        exact = exact_flow(arrays, self.intrinsics).numpy()
+        depth, motion = "depth1" in arrays, "rotation" in arrays
+        where = f"{self.name}: the test frames of --dataset={self.options.dataset} have no true depth"
+        if not motion:
+            print(f"{where} or camera motion: evaluate reports the photometric error only (no depth, camera, flow "
+                  "or geometric-baseline metrics)", flush=True)
+        elif not depth:
+            print(f"{where}: evaluate reports camera errors, the geometric baseline on the network's and "
+                  "Farneback's flow, and the photometric error (no depth or flow metrics)", flush=True)
+        return depth, motion
+
+    @functools.cached_property
+    def model_free_metrics(self) -> dict[str, np.ndarray]:
+        """Per test pair: the geometric baseline on Farneback's flow (needs the true motion), the error of
+        Farneback's flow and the geometric baseline on the exact flow (need the true depth too). They do not
+        depend on the model, so the evaluations during training reuse them."""
+        arrays, (depth, motion) = self.pairs("test"), self.test_truth
+        if not motion:
+            return {}
+        truth = arrays["rotation"], arrays["translation"]
         farneback = np.stack([metrics.classical_flow(a, b) for a, b in zip(arrays["image1"], arrays["image2"])])
-        return {"farneback_flow_epe_px": np.linalg.norm(farneback - exact, axis=-1).mean((1, 2)),
-                **self._geometric_errors(exact, arrays["rotation"], arrays["translation"], "geometric_exact_flow/"),
-                **self._geometric_errors(farneback, arrays["rotation"], arrays["translation"], "geometric_farneback/")}
+        result = {}
+        if depth:
+            exact = exact_flow(arrays, self.intrinsics).numpy()
+            result["farneback_flow_epe_px"] = np.linalg.norm(farneback - exact, axis=-1).mean((1, 2))
+            result.update(self._geometric_errors(exact, *truth, "geometric_exact_flow/"))
+        return {**result, **self._geometric_errors(farneback, *truth, "geometric_farneback/")}
 
     def evaluate(self, model: networks.SfmAIGN) -> dict[str, float]:
-        """Depth, camera and photometric errors on the test pairs (Table 3, Figure 3; the photometric error
-        over the pixels that stay in view, `in_view` the share of those), the flow network's
-        end-point error (and that of Farneback's flow), the predicted-to-true median depth ratio (scale
-        drift), and the geometric baseline on the flow network's flow (`geometric/...`), on the exact flow
-        (`geometric_exact_flow/...`) and on Farneback's flow (`geometric_farneback/...`, no learning at all)."""
+        """On the test pairs, each metric whose truth they have (`test_truth`): the photometric error over
+        the pixels that stay in view (`in_view` the share of those); camera errors (Table 3) and the
+        geometric baseline on the flow network's flow (`geometric/...`) and on Farneback's flow
+        (`geometric_farneback/...`, no learning at all); depth errors (Figure 3) and the predicted-to-true
+        median depth ratio (scale drift); the flow network's end-point error, that of Farneback's flow, and
+        the geometric baseline on the exact flow (`geometric_exact_flow/...`)."""
         per_example: dict[str, list] = {}
         for batch in self.eval_dataset():
             predictions = model(batch["inputs"], training=False)
             rendered, valid = model.render(predictions, batch["inputs"])
-            targets = {k: v.numpy() for k, v in batch["targets"].items()}
-            true_rotation, true_translation = targets["motion"][:, :9].reshape(-1, 3, 3), targets["motion"][:, 9:]
-            depth, true_depth = np.exp(predictions["log_depth"].numpy()), np.exp(targets["log_depth"])
+            targets = {k: v.numpy() for k, v in batch.get("targets", {}).items()}
             photometric = np.abs(rendered.numpy() - batch["observed"].numpy()) * valid.numpy()
-            values = {
-                **metrics.camera_errors(predictions["rotation"].numpy(), predictions["translation"].numpy(),
-                                        true_rotation, true_translation),
-                **metrics.depth_errors(depth, true_depth),
-                "photometric_l1": photometric.sum((1, 2, 3)) / np.maximum(valid.numpy().sum((1, 2, 3)) * 3, 1),
-                "in_view": valid.numpy().mean((1, 2, 3)),
-                "flow_epe_px": np.linalg.norm(predictions["flow"].numpy() - targets["flow"], axis=-1).mean((1, 2)),
-                "depth_scale_ratio": np.median(depth.reshape(len(depth), -1), 1)
-                / np.median(true_depth.reshape(len(depth), -1), 1),
-                **self._geometric_errors(predictions["flow"].numpy(), true_rotation, true_translation, "geometric/")}
+            values = {"photometric_l1": photometric.sum((1, 2, 3)) / np.maximum(valid.numpy().sum((1, 2, 3)) * 3, 1),
+                      "in_view": valid.numpy().mean((1, 2, 3))}
+            if "motion" in targets:
+                true_rotation, true_translation = targets["motion"][:, :9].reshape(-1, 3, 3), targets["motion"][:, 9:]
+                values.update(metrics.camera_errors(predictions["rotation"].numpy(), predictions["translation"].numpy(),
+                                                    true_rotation, true_translation))
+                values.update(self._geometric_errors(predictions["flow"].numpy(), true_rotation, true_translation,
+                                                     "geometric/"))
+            if "log_depth" in targets:
+                depth, true_depth = np.exp(predictions["log_depth"].numpy()), np.exp(targets["log_depth"])
+                values.update(metrics.depth_errors(depth, true_depth))
+                values["depth_scale_ratio"] = (np.median(depth.reshape(len(depth), -1), 1)
+                                               / np.median(true_depth.reshape(len(depth), -1), 1))
+            if "flow" in targets:
+                flow_error = np.linalg.norm(predictions["flow"].numpy() - targets["flow"], axis=-1)
+                values["flow_epe_px"] = flow_error.mean((1, 2))
             for name, value in values.items():
                 per_example.setdefault(name, []).append(value)
         result = {name: float(np.concatenate(values).mean()) for name, values in per_example.items()}
         result.update({name: float(values.mean()) for name, values in self.model_free_metrics.items()})
-        result["examples"] = float(len(np.concatenate(per_example["trl_err"])))
+        result["examples"] = float(len(np.concatenate(per_example["photometric_l1"])))
         return result
 
     def images(self, model: networks.SfmAIGN, batch: dict) -> dict[str, tf.Tensor]:
