@@ -1,6 +1,6 @@
 """The commands on real video without depth, end to end, on files written here: train, resume and evaluate
-with --dataset=frames (the IGN; photometric error only), train and evaluate with --dataset=kitti (the
-AIGN; camera errors, no depth metrics; resuming does not depend on the dataset). The two chains run at
+with --dataset=frames (the IGN; photometric error only), train, resume and evaluate with --dataset=kitti (the
+AIGN; camera errors, no depth metrics). The two chains run at
 once, to share the machine while each imports TensorFlow; each has its own driving-world cache.
 (Damaged files: tests/data/test_kitti.py.)"""
 import concurrent.futures
@@ -38,7 +38,7 @@ def test_train_resume_and_evaluate_on_frames_and_kitti(tmp_path):
         return [("train", [f"--steps={step}", *trained]) for step in steps] + [
             ("evaluate", ["--task=sfm", f"--model_dir={model_dir}"])]
 
-    chains = {"frames": train_evaluate("frames", "ign", (2, 3)), "kitti": train_evaluate("kitti", "aign", (3,))}
+    chains = {"frames": train_evaluate("frames", "ign", (2, 3)), "kitti": train_evaluate("kitti", "aign", (2, 3))}
     with concurrent.futures.ThreadPoolExecutor(len(chains)) as pool:
         futures = {name: pool.submit(run_chain, chain, tmp_path / f"cache-{name}") for name, chain in chains.items()}
     results = {name: future.result() for name, future in futures.items()}
@@ -51,8 +51,9 @@ def test_train_resume_and_evaluate_on_frames_and_kitti(tmp_path):
         assert f"{name} {tmp_path / name}: 3 pairs of 1 sequence(s) at 32x64, the test stream" in train.stdout
         assert "starting from scratch" in train.stdout
         assert "sfm at step 3" in evaluate.stdout
-    resume = results["frames"][1]
-    assert f"resumed from {tmp_path / 'run-frames' / 'checkpoints' / 'ckpt-2'} at step 2" in resume.stdout
+    for name in chains:
+        resume = results[name][1]
+        assert f"resumed from {tmp_path / f'run-{name}' / 'checkpoints' / 'ckpt-2'} at step 2" in resume.stdout
 
     frames_metrics = json.loads((tmp_path / "run-frames" / "metrics.json").read_text())["metrics"]
     assert set(frames_metrics) == {"photometric_l1", "in_view", "examples"} and frames_metrics["examples"] == 3
