@@ -15,7 +15,9 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["aign_tf", "aign_tf.*"]),
     # 15 DeepMimic motion clips and 5 climbing clips as joint positions (see the folders' README.md).
-    package_data={"aign_tf.data": ["motions/*.npz", "motions/README.md", "climbing/*.npz", "climbing/README.md"]},
+    # and the shipped trained models (aign_tf/zoo/models.py).
+    package_data={"aign_tf.data": ["motions/*.npz", "motions/README.md", "climbing/*.npz", "climbing/README.md"],
+                  "aign_tf": ["pretrained/*/*.json", "pretrained/*/MANIFEST.sha256", "pretrained/*/checkpoints/*"]},
     install_requires=[
         "tensorflow>=2.21",
         "keras>=3.10",

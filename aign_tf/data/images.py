@@ -605,6 +605,18 @@ def _image_files(directory: str) -> list[str]:
     return found
 
 
+def image_files(path: str) -> list[str]:
+    """The images of `path`: the file itself, or every image file below the folder (`_image_files`)."""
+    if os.path.isfile(path):
+        return [path]
+    if not os.path.isdir(path):
+        raise UserError(f"{path} does not exist: give an image file or a folder of images")
+    found = _image_files(path)
+    if not found:
+        raise UserError(f"{path} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+    return found
+
+
 def folder_listing(root: str) -> tuple[tuple[str, ...], list[list[str]]]:
     """(class names, the image files of each class) of a folder in the layout of Keras's
     image_dataset_from_directory: one subfolder per class. A folder without subfolders is a flat

@@ -1,4 +1,5 @@
 """python -m aign_tf.export --task=NAME --model_dir=DIR --out=OUT [--version=N] [--tflite] [--onnx]
+python -m aign_tf.export --pretrained=NAME --out=OUT ...      (a shipped model: python -m aign_tf.zoo.models)
 
 Writes OUT/NAME/VERSION/ for TF Serving (see `aign_tf.export.saved_model`) and prints its
 signatures; with --tflite also model.tflite, with --onnx model.onnx (serving_default), each with its
@@ -21,7 +22,7 @@ flags.DEFINE_boolean("onnx", False, "Also convert serving_default to ONNX (model
 
 def main(argv: list[str]) -> None:
     task = cli.task()
-    path = saved_model.export(task, cli.require("model_dir"), cli.require("out"), flags.FLAGS.version,
+    path = saved_model.export(task, cli.trained_dir(), cli.require("out"), flags.FLAGS.version,
                               flags.FLAGS.tflite, flags.FLAGS.onnx)
     with open(f"{path}/export.json") as f:
         metadata = json.load(f)

@@ -96,6 +96,8 @@ class Task:
         client sends and gets back (`aign_tf.export` adds the generator itself as `generator`)."""
         raise NotImplementedError
 
-    def predict(self, model: AIGN) -> dict:
-        """Predictions {name: array} on the task's unlabelled inputs (`aign_tf.zoo.adapt`)."""
-        raise UserError(f"task {self.name} has no unlabelled-input mode; fine-tune it with train --init_from")
+    @classmethod
+    def unlabelled_options(cls, path: str) -> dict[str, Any]:
+        """The task options that make the user's files at `path` the unlabelled inputs to adapt to
+        (`aign_tf.zoo.adapt`)."""
+        raise UserError(f"task {cls.name} cannot adapt to your files yet; fine-tune it with train --init_from")

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import re
 
 import numpy as np
 import tensorflow as tf
 
 from aign_tf.core import batches
+from aign_tf.data import images
 from aign_tf.data.images import IMAGE_DATASETS, ImageData, load_image_data
 from aign_tf.errors import UserError
 from aign_tf.nets.classifier import trained_classifier, with_features
@@ -46,6 +48,9 @@ class ImageOptions(Options):
                                     "folder, 112x92 for orl).", unit="pixels")
     attribute: str | None = option(None, "celeb_a: the attribute used as the class label, e.g. Big_Lips, "
                                    "or identity.")
+    inputs: str | None = option(None, "Your unlabelled images (a file or a folder), the training and held-out "
+                                "inputs in place of the collection's; the memories stay the collection's "
+                                "(test-time adaptation: python -m aign_tf.zoo.adapt --input).")
 
     def __post_init__(self) -> None:
         if isinstance(self.image_size, int) and not isinstance(self.image_size, bool):  # configs before HxW
@@ -79,9 +84,32 @@ class ImageTask(Task):
         return load_image_data(o.dataset, o.data_dir, seed=self.config.seed, bias=o.bias, image_size=o.size(),
                                attribute=o.attribute)
 
+    @classmethod
+    def unlabelled_options(cls, path: str) -> dict:
+        """Image files (`inputs`) as the unlabelled inputs."""
+        return {"inputs": os.path.abspath(path)}
+
+    def input_images(self, part: str, shuffle_seed: int | None = None) -> tf.data.Dataset:
+        """The {"image", "label"} inputs of part "train" or "test": the collection's, or the --inputs
+        files (both parts; label -1), each fitted to the collection's image shape as in training."""
+        if self.options.inputs is None:
+            return self.data.part(part, shuffle_seed)
+        paths = images.image_files(self.options.inputs)
+        rows, columns, channels = self.data.image_shape
+        files = tf.data.Dataset.from_tensor_slices(paths)
+        if shuffle_seed is not None:
+            files = files.shuffle(len(paths), seed=shuffle_seed)
+        return files.map(lambda path: {"image": images.read_image(path, (rows, columns), channels),
+                                       "label": tf.constant(-1, tf.int32)}, num_parallel_calls=tf.data.AUTOTUNE)
+
     @functools.cached_property
     def judge(self) -> "Judge | None":
-        """The collection's classifier; None for a collection without classes (no classifier metrics)."""
+        """The collection's classifier; None for a collection without classes, or for --inputs (no labels):
+        no classifier metrics."""
+        if self.options.inputs is not None:
+            print(f"{self.name}: no classifier metrics (accuracy, bias share, KID, FID) on --inputs, which have no "
+                  "classes", flush=True)
+            return None
         if not self.data.labelled:
             print(f"{self.name}: no classifier metrics (accuracy, bias share, KID, FID): the {self.data.name} "
                   "images have no classes (one subfolder per class gives them)", flush=True)
@@ -95,7 +123,7 @@ class ImageTask(Task):
     def train_batches(self) -> tf.data.Dataset:
         """Repeated global batches of the training inputs' examples, each with unpaired memories."""
         data, seed = self.data, self.config.seed
-        inputs = self.examples(data.part("train", shuffle_seed=seed).repeat(), seed)
+        inputs = self.examples(self.input_images("train", shuffle_seed=seed).repeat(), seed)
         memories = data.part("memory", shuffle_seed=seed + 1).repeat()
         zipped = tf.data.Dataset.zip(inputs, memories).map(
             lambda x, m: batches.example(**x, memories={"image": m["image"]}))
@@ -103,7 +131,7 @@ class ImageTask(Task):
 
     def eval_dataset(self) -> tf.data.Dataset:
         """One pass over the held-out inputs' examples."""
-        return self.examples(self.data.test, EVAL_SEED).batch(self.config.batch_size)
+        return self.examples(self.input_images("test"), EVAL_SEED).batch(self.config.batch_size)
 
 
 def psnr(images: tf.Tensor, references: tf.Tensor) -> np.ndarray:

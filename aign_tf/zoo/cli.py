@@ -21,12 +21,16 @@ from aign_tf import files
 from aign_tf.errors import UserError, raised_in_graph
 from aign_tf.tasks.base import Task
 from aign_tf.tasks.options import Config, Options, describe
-from aign_tf.zoo import registry
+from aign_tf.zoo import models, registry
 
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("task", None, f"Task name: {', '.join(registry.TASKS)}.")
 flags.DEFINE_string("model_dir", None, "Directory for checkpoints, config, TensorBoard logs and metrics.")
+flags.DEFINE_string("pretrained", None, "A trained model shipped with aign_tf, read instead of a model dir "
+                    "(python -m aign_tf.zoo.models lists them; comma-separated for evaluate and compare); it "
+                    "implies its --task.")
+flags.DEFINE_string("output", None, "What a command writes: compare's PNG file, predict's folder (made if needed).")
 flags.DEFINE_string("out", None, "Where a command writes: benchmark's JSON file (default: none), curves' PNG "
                     "(default curves.png), export's base directory (OUT/TASK/VERSION).")
 
@@ -41,14 +45,25 @@ def _define(declared: type[Options], defaults: dict[str, Any], names: tuple[str,
         DEFINE[kind](field.name, None, f"{describe(field)} Default: {defaults.get(field.name, field.default)}.")
 
 
-def _task_named_in(argv: list[str]) -> str | None:
-    """The value of --task in argv (absl's --task=NAME or --task NAME), before absl parses it."""
+def _flag_in(argv: list[str], name: str) -> str | None:
+    """The value of --name in argv (absl's --name=VALUE or --name VALUE), before absl parses it."""
     for index, arg in enumerate(argv):
-        if arg.startswith("--task="):
+        if arg.startswith(f"--{name}="):
             return arg.split("=", 1)[1]
-        if arg == "--task" and index + 1 < len(argv):
+        if arg == f"--{name}" and index + 1 < len(argv):
             return argv[index + 1]
     return None
+
+
+def _task_named(task_flag: str | None, pretrained_flag: str | None) -> str | None:
+    """The task named by the values of --task and --pretrained: --task, else the first shipped model's."""
+    first = (pretrained_flag or "").split(",")[0]
+    return task_flag or (models.CATALOGUE[first].task if first in models.CATALOGUE else None)
+
+
+def _task_named_in(argv: list[str]) -> str | None:
+    """The task that argv names (`_task_named`), before absl parses it."""
+    return _task_named(_flag_in(argv, "task"), _flag_in(argv, "pretrained"))
 
 
 def define_task_flags(task: type[Task], hyperparameters: bool | tuple[str, ...], options: bool) -> None:
@@ -60,11 +75,39 @@ def define_task_flags(task: type[Task], hyperparameters: bool | tuple[str, ...],
 
 
 def task() -> type[Task]:
-    """The class of the task named by --task."""
-    name = FLAGS.task
+    """The class of the task named by --task (or by the --pretrained models)."""
+    name = _task_named(FLAGS.task, FLAGS.pretrained)
     if not name:
-        raise UserError("--task is required")
+        raise UserError("--task is required (or --pretrained=NAME, a shipped model)")
     return registry.task_class(name)
+
+
+def pretrained_dirs() -> list[str]:
+    """The shipped folders of the --pretrained models (none without the flag), all of --task's task."""
+    names = [name for name in (FLAGS.pretrained or "").split(",") if name]
+    folders = [models.path(name) for name in names]
+    other = [name for name in names if models.CATALOGUE[name].task != task().name]
+    if other:
+        raise UserError(f"--pretrained={','.join(other)} is not a {task().name} model; give models of one task")
+    return folders
+
+
+def trained_dirs(flag: str = "model_dir") -> list[str]:
+    """The trained models to read: the comma-separated dirs of --flag, then the --pretrained folders."""
+    given = FLAGS[flag].value
+    dirs = (listed(flag, "directory") if given else []) + pretrained_dirs()
+    if not dirs:
+        raise UserError(f"--{flag} or --pretrained is required: a trained model dir, or a shipped model "
+                        "(python -m aign_tf.zoo.models lists them)")
+    return dirs
+
+
+def trained_dir(flag: str = "model_dir") -> str:
+    """The one trained model to read: the dir of --flag or the --pretrained folder."""
+    dirs = trained_dirs(flag)
+    if len(dirs) > 1:
+        raise UserError(f"give one trained model: --{flag}=DIR or --pretrained=NAME, not {len(dirs)}")
+    return dirs[0]
 
 
 def overrides(declared: type[Options]) -> dict[str, Any]:

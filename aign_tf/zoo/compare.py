@@ -16,7 +16,6 @@ from absl import flags
 from aign_tf.errors import UserError
 from aign_tf.zoo import cli, pictures, registry, rundir
 
-flags.DEFINE_string("output", None, "PNG file to write.")
 flags.DEFINE_string("shared_rows", "input,truth", "Rows of the task's image grid shown once, from the first model.")
 flags.DEFINE_string("rows", "prediction", "Rows of the task's image grid shown for every model.")
 flags.DEFINE_integer("columns", 8, "Held-out examples (columns).")
@@ -53,8 +52,8 @@ def main(argv: list[str]) -> None:
     directory = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(directory):  # said before the models are loaded, not after
         raise UserError(f"--output={output}: the directory {directory} does not exist; create it first")
-    model_dirs = cli.listed("model_dir", "directory")
-    grid = comparison_grid(cli.require("task"), model_dirs, _names(FLAGS.shared_rows), _names(FLAGS.rows),
+    model_dirs = cli.trained_dirs()
+    grid = comparison_grid(cli.task().name, model_dirs, _names(FLAGS.shared_rows), _names(FLAGS.rows),
                            FLAGS.columns)
     try:
         pictures.save_png(output, grid)

@@ -2,12 +2,14 @@
 
     python -m aign_tf.zoo.evaluate --task=inpaint --model_dir=runs/inpaint [--bias=8]
     python -m aign_tf.zoo.evaluate --task=pose3d --model_dir=runs/f2d3d,runs/interp,runs/aign
+    python -m aign_tf.zoo.evaluate --pretrained=pose3d-forward2d3d,pose3d-aign [--out=DIR]
 
 Prints the task's metrics as a table (one column per model dir, side by side), then its per-group
 metrics (named METRIC/GROUP: pose3d's per-clip or per-action errors) as tables in the layout of the
 paper's Tables 1-2 (a row per model, a column per group, the overall value as "Average"), and writes
 each model's metrics to MODEL_DIR/metrics.json, with an image grid of the first held-out batch in
-MODEL_DIR/evaluation.png. Task options given here (e.g. --bias to measure the share of one class)
+MODEL_DIR/evaluation.png; a shipped model (`--pretrained`) is never written to: its files go to
+OUT/NAME/ with --out=DIR, else nowhere. Task options given here (e.g. --bias to measure the share of one class)
 override the stored config for measurement. The table is printed before anything is written: a
 picture that cannot be written (a full or read-only disk) is a warning, a metrics.json one error line.
 """
@@ -20,7 +22,7 @@ import sys
 from aign_tf import files
 from aign_tf.errors import UserError
 from aign_tf.tasks.base import Task
-from aign_tf.zoo import cli, pictures, rundir
+from aign_tf.zoo import cli, models, pictures, rundir
 
 
 def _cell(values: dict[str, float], name: str) -> str:
@@ -97,9 +99,24 @@ def evaluate_dir(task_class: type[Task], model_dir: str, options: dict) -> tuple
     return metrics, step
 
 
+def output_dir(model_dir: str) -> str | None:
+    """Where the files of model_dir's evaluation go: model_dir itself; for a shipped model OUT/NAME with
+    --out (made if needed), else nowhere (said on stderr)."""
+    if not models.is_shipped(model_dir):
+        return model_dir
+    name = os.path.basename(os.path.normpath(model_dir))
+    if not cli.FLAGS.out:
+        print(f"note: {name} is a shipped model, nothing is written to it; --out=DIR writes its metrics.json and "
+              "evaluation.png to DIR/" + name, file=sys.stderr)
+        return None
+    target = os.path.join(cli.FLAGS.out, name)
+    os.makedirs(target, exist_ok=True)
+    return target
+
+
 def main(argv: list[str]) -> None:
     task = cli.task()
-    model_dirs = cli.listed("model_dir", "directory")
+    model_dirs = cli.trained_dirs()
     options = cli.overrides(task.Options)
     if len({os.path.basename(os.path.normpath(d)) for d in model_dirs}) < len(model_dirs):
         raise UserError("give each model dir a distinct last path component, so that the table can name it")
@@ -115,11 +132,14 @@ def main(argv: list[str]) -> None:
         print(f"\n{tables}", flush=True)
     failures = []  # the table is out; each dir's files are written, or the first failure is the one line
     for model_dir, (bound, metrics, step, grids) in measured.items():
+        target = output_dir(model_dir)
+        if target is None:
+            continue
         try:
-            write_metrics(bound, model_dir, metrics, step)
+            write_metrics(bound, target, metrics, step)
         except UserError as error:
             failures.append(error)
-        write_picture(model_dir, grids)
+        write_picture(target, grids)
     if failures:
         more = f" (and {len(failures) - 1} more model dir(s))" if len(failures) > 1 else ""
         raise UserError(f"{failures[0]}{more}; the table above is complete")

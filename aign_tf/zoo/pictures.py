@@ -23,7 +23,12 @@ def image_grid(images: dict[str, tf.Tensor], columns: int = 8) -> np.ndarray:
 
 def save_png(path: str, grid: np.ndarray) -> None:
     """Writes a [1, H, W, C] grid in [0, 1] to `path` (format from its extension), whole or not at all."""
+    write_pixels(path, (grid[0] * 255).round().astype(np.uint8))
+
+
+def write_pixels(path: str, pixels: np.ndarray) -> None:
+    """Writes uint8 [H, W, C] (C = 1 or 3) or uint16 [H, W, 1] pixels to `path` (format from its extension;
+    16-bit as a 16-bit greyscale PNG), whole or not at all."""
     from PIL import Image
-    pixels = (grid[0] * 255).round().astype(np.uint8)
     with files.replaced(path) as temporary:
         Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(temporary)

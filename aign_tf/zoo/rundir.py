@@ -312,13 +312,19 @@ def restore_from(checkpoint: tf.train.Checkpoint, prefix: str) -> None:
                         "use the same task options or a fresh --model_dir") from None
 
 
-def restore_generator(model: AIGN, prefix: str, step: tf.Variable | None = None) -> None:
-    """Restores the generator (and a learned decoder) of `model`, and `step` if given, from the
-    checkpoint at `prefix`; critics and optimizers are not read."""
+def generator_checkpoint(model: AIGN, step: tf.Variable | None = None) -> dict:
+    """The objects of a checkpoint's generator part, as a training checkpoint names them: "model" with
+    the generator (and a learned decoder), and "step" if given."""
     parts = {"generator": model.generator}
     if model.decoder is not None:
         parts["decoder"] = model.decoder
-    objects = {"model": tf.train.Checkpoint(**parts), **({"step": step} if step is not None else {})}
+    return {"model": tf.train.Checkpoint(**parts), **({"step": step} if step is not None else {})}
+
+
+def restore_generator(model: AIGN, prefix: str, step: tf.Variable | None = None) -> None:
+    """Restores the generator (and a learned decoder) of `model`, and `step` if given, from the
+    checkpoint at `prefix`; critics and optimizers are not read."""
+    objects = generator_checkpoint(model, step)
     try:
         tf.train.Checkpoint(**objects).restore(prefix).assert_existing_objects_matched().expect_partial()
     except (AssertionError, ValueError, tf.errors.OpError) as error:

@@ -1,6 +1,7 @@
 """Train (or resume) an AIGN task.
 
     python -m aign_tf.zoo.train --task=inpaint [--model_dir=runs/inpaint] [--steps=N] [--bias=8] ...
+    python -m aign_tf.zoo.train --pretrained=inpaint-mnist --model_dir=runs/mine ...   (fine-tune a shipped model)
 
 Running the same command again resumes from the latest checkpoint and continues to --steps.
 SIGTERM or SIGINT saves a checkpoint at the step in flight and exits with status 143 or 130.
@@ -16,7 +17,7 @@ from absl import flags
 
 from aign_tf.errors import UserError
 from aign_tf.tasks.options import Config
-from aign_tf.zoo import cli, trainer
+from aign_tf.zoo import cli, rundir, trainer
 
 flags.DEFINE_enum("strategy", "default", list(trainer.STRATEGIES),
                   "default (one device), mirrored (all local devices) or multi_worker (TF_CONFIG).")
@@ -28,14 +29,20 @@ flags.DEFINE_integer("image_every", 500, "Steps between TensorBoard image grids.
 flags.DEFINE_integer("eval_every", 0, "Steps between held-out evaluations (TensorBoard eval/, curves.jsonl); 0 = none.")
 flags.DEFINE_boolean("deterministic", False, "TensorFlow op determinism: the same command gives the same "
                      "weights, and a run killed and resumed the weights of an uninterrupted one (slower).")
-flags.DEFINE_string("init_from", None, "Start a fresh model_dir from the generator weights of this model dir (fine-tuning).")
+flags.DEFINE_string("init_from", None, "Start a fresh model_dir from the generator weights of this model dir "
+                    "(fine-tuning); --pretrained=NAME starts from a shipped model.")
 
 FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> None:
     task_class = cli.task()
-    task = task_class(task_class.configure(**cli.overrides(Config), **cli.overrides(task_class.Options)))
+    init_from = cli.trained_dir("init_from") if FLAGS.init_from or FLAGS.pretrained else None
+    changes = {**cli.overrides(Config), **cli.overrides(task_class.Options)}
+    # A shipped model is fine-tuned with its own settings unless flags change them (its generator must fit).
+    config = rundir.trained_config(task_class, init_from).replace(**changes) if FLAGS.pretrained \
+        else task_class.configure(**changes)
+    task = task_class(config)
     for name in ("checkpoint_every", "summary_every", "image_every"):
         if FLAGS[name].value < 1:
             raise UserError(f"--{name} must be positive")
@@ -49,7 +56,7 @@ def main(argv: list[str]) -> None:
     try:
         trainer.train(task, model_dir, strategy=trainer.make_strategy(FLAGS.strategy, FLAGS.peer_timeout),
                       checkpoint_every=FLAGS.checkpoint_every, summary_every=FLAGS.summary_every,
-                      image_every=FLAGS.image_every, eval_every=FLAGS.eval_every, init_from=FLAGS.init_from)
+                      image_every=FLAGS.image_every, eval_every=FLAGS.eval_every, init_from=init_from)
     except trainer.Stopped as stopped:  # SIGTERM (143) or SIGINT (130), after saving: one line, no traceback
         print(stopped, file=sys.stderr, flush=True)
         sys.exit(stopped.exit_status)

@@ -1,4 +1,5 @@
 """Test-time adaptation command: predictions on a keypoints file, clear errors."""
+import json
 import subprocess
 import sys
 
@@ -44,7 +45,8 @@ def test_adapt_predicts_on_a_keypoints_file_and_rejects_bad_input(tmp_path):
     model, _ = rundir.load_generator(task, str(source))
     want = model({"keypoints": tf.constant(pose_data.normalise(keypoints))})["pose"].numpy()
     predicted = np.load(tmp_path / "predicted" / "predictions.npz")
-    np.testing.assert_allclose(predicted["pose"], want, atol=1e-5)  # --steps=0: the source model as is
+    pose = predicted["joints"] - predicted["translation"][:, None]  # camera frame -> pelvis at the origin
+    np.testing.assert_allclose(pose, want, atol=1e-5)  # --steps=0: the source model as is
     adapted = np.load(tmp_path / "adapted" / "predictions.npz")
     # The adapted generator started from the source's: two Adam steps at lr 1e-4 move each weight by
     # at most ~2e-4, while another initialisation differs by ~1e-2.
@@ -58,7 +60,11 @@ def test_adapt_predicts_on_a_keypoints_file_and_rejects_bad_input(tmp_path):
         trainer.train(registry.get_task("pose3d", **{**task.options.to_dict(), "width": 8, "steps": 1,
                                                      "batch_size": 8}), str(tmp_path / "mismatch"),
                       strategy=tf.distribute.get_strategy(), init_from=str(source), verbose=False)
-    assert adapted["pose"].shape == (5, 15, 3) and not np.allclose(adapted["pose"], want)
+    adapted_pose = adapted["joints"] - adapted["translation"][:, None]
+    assert adapted_pose.shape == (5, 15, 3) and not np.allclose(adapted_pose, want)
+    report = json.loads((tmp_path / "adapted" / "adaptation.json").read_text())
+    assert report["steps"] == 2 and report["before"]["reprojection_px"] != report["after"]["reprojection_px"]
+    np.testing.assert_allclose(report["after"]["reprojection_px"], adapted["reprojection_px"].mean(), rtol=1e-4)
     for name, expected in (("no loss", "no unsupervised loss"), ("bad file", "bad.npz"),
                            ("far", f"far.npz has coordinates up to {np.abs(keypoints).max() * 1e30:.3g} px, far "
                                   f"outside a {pose_data.IMAGE_SIZE:g} px image")):

@@ -26,7 +26,7 @@ def cli(module, *args, **kwargs):
 def test_all_commands_import_into_one_process():
     """absl refuses a flag defined twice; a flag two commands share is defined once, in cli.py."""
     for module in ("zoo.train", "zoo.evaluate", "zoo.benchmark", "zoo.adapt", "zoo.curves", "zoo.compare",
-                   "export.__main__", "export.latency"):
+                   "zoo.predict", "zoo.models", "zoo.release", "export.__main__", "export.latency"):
         importlib.import_module(f"aign_tf.{module}")
 
 

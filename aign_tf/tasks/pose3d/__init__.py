@@ -251,6 +251,11 @@ class PoseTask(Task):
 
     # -- measurement and use ---------------------------------------------------------------------
 
+    @classmethod
+    def unlabelled_options(cls, path: str) -> dict:
+        """A keypoints file (`keypoints`) as the unlabelled inputs."""
+        return {"keypoints": os.path.abspath(path)}
+
     def predict(self, model: networks.PoseAIGN) -> dict[str, np.ndarray]:
         """The model's predictions on the unlabelled inputs, with their reprojection error in pixels."""
         outputs = [model(batch["inputs"], training=False) for batch in self.eval_dataset()]

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -101,6 +102,11 @@ class SfmTask(Task):
     def __init__(self, config: Config):
         super().__init__(config)
         self._pairs: dict[tuple[str, str], dict] = {}
+
+    @classmethod
+    def unlabelled_options(cls, path: str) -> dict:
+        """A folder of video frames with their intrinsics (`--dataset=frames`) as the unlabelled inputs."""
+        return {"dataset": "frames", "data_dir": os.path.abspath(path)}
 
     # -- data ------------------------------------------------------------------------------------
 
