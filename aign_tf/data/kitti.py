@@ -212,6 +212,12 @@ def _drive_pairs(day_dir: str, drive_dir: str, index: int, height: int, width: i
                                  index)
 
 
+def odometry_pose_line(camera_to_world: np.ndarray) -> str:
+    """One line of a KITTI odometry pose file (`read_odometry_poses`): the 12 numbers of the 3x4 top of a
+    camera-to-world matrix, row by row."""
+    return " ".join(f"{value:.9g}" for value in camera_to_world[:3].reshape(-1))
+
+
 def read_odometry_poses(path: str) -> np.ndarray:
     """float64 [N, 4, 4] camera-to-world matrices of a KITTI odometry pose file (blank lines skipped)."""
     if not os.path.isfile(path):

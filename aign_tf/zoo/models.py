@@ -118,9 +118,13 @@ def check(folder: str) -> list[str]:
         for line in f:
             digest, relative = line.rstrip("\n").split("  ", 1)
             listed[relative] = digest
-    problems = [f"{relative}: missing" if not os.path.isfile(os.path.join(folder, relative))
-                else f"{relative}: changed" for relative, digest in listed.items()
-                if not os.path.isfile(os.path.join(folder, relative)) or sha256(os.path.join(folder, relative)) != digest]
+    problems = []
+    for relative, digest in listed.items():
+        file_path = os.path.join(folder, relative)
+        if not os.path.isfile(file_path):
+            problems.append(f"{relative}: missing")
+        elif sha256(file_path) != digest:
+            problems.append(f"{relative}: changed")
     present = {os.path.relpath(os.path.join(root, n), folder) for root, _, names in os.walk(folder) for n in names}
     problems += [f"{relative}: not in the manifest" for relative in sorted(present - set(listed) - {MANIFEST})]
     return problems

@@ -38,7 +38,7 @@ import tensorflow as tf
 from absl import flags
 
 from aign_tf import files
-from aign_tf.data import frames, h36m, images, video
+from aign_tf.data import frames, h36m, images, kitti, video
 from aign_tf.errors import UserError
 from aign_tf.tasks import inpaint
 from aign_tf.tasks.pose3d import data
@@ -154,11 +154,6 @@ def frame_inputs(path: str) -> list[str]:
     return paths
 
 
-def kitti_pose_line(camera_to_world: np.ndarray) -> str:
-    """The 12 numbers of a 3x4 camera-to-world matrix, row by row (KITTI odometry's pose format)."""
-    return " ".join(f"{value:.9g}" for value in camera_to_world[:3].reshape(-1))
-
-
 def predict_frames(task, serve, source: str, output: str, skipped: Skipped) -> int:
     """sfm (module docstring): every pair of consecutive readable frames; returns the number of pairs."""
     rows, cols = serve.function.input_signature[0]["image1"].shape[1:3]
@@ -193,7 +188,7 @@ def predict_frames(task, serve, source: str, output: str, skipped: Skipped) -> i
     files.write_json(os.path.join(output, "motion.json"), {"pairs": motions})
     if len(pairs) == len(paths) - 1:  # an unbroken chain of frames: the camera path
         with files.replaced(os.path.join(output, "trajectory.txt")) as temporary, open(temporary, "w") as f:
-            f.write("".join(kitti_pose_line(np.linalg.inv(pose)) + "\n" for pose in world_to_camera))
+            f.write("".join(kitti.odometry_pose_line(np.linalg.inv(pose)) + "\n" for pose in world_to_camera))
     else:
         print("note: frames were skipped, so the camera path is broken: no trajectory.txt", file=sys.stderr)
     return len(pairs)

@@ -314,3 +314,13 @@ def test_frames_folder_errors(tmp_path):
     paths[1].write_bytes(b"GIF89a not a frame")
     with pytest.raises(UserError, match=r"000001.jpg \(not a PNG or JPEG file\)"):
         video.load_pairs(str(tmp_path / "cut"), height=HEIGHT, width=WIDTH)
+
+
+def test_odometry_pose_lines_read_back(tmp_path):
+    from scipy.spatial.transform import Rotation
+    pose = np.eye(4)
+    pose[:3, :3] = Rotation.from_euler("xyz", [0.1, -0.2, 0.3]).as_matrix()
+    pose[:3, 3] = [1.5, -2.0, 30.25]
+    path = tmp_path / "poses.txt"
+    path.write_text(kitti.odometry_pose_line(np.eye(4)) + "\n" + kitti.odometry_pose_line(pose) + "\n")
+    np.testing.assert_allclose(kitti.read_odometry_poses(str(path)), [np.eye(4), pose], atol=1e-8)
