@@ -234,7 +234,7 @@ T_POSE = np.array([
 # -- Options: a value other than the default for each (tests/zoo/test_cli.py, test_rundir.py) --------
 
 # Text options whose values have a form of their own (pose3d's --image_size is a number: not these).
-SPECIAL_VALUES = {"frame_size": "32x96", "image_size": "32x24", "mask": "bottom"}
+SPECIAL_VALUES = {"frame_size": "32x96", "image_size": "32x24", "mask": "bottom", "train_towns": "0,1", "test_towns": "4"}
 
 
 def other_value(name, kind, default, choices=None, minimum=None):

@@ -24,6 +24,13 @@ The car drives at 0.8-1.4 m per frame (slowly varying), its heading follows a me
 random walk (yaw rate std ~0.01 rad per frame) that keeps it on the road (|x| <= MAX_LATERAL), and
 the camera pitches, rolls (std CAMERA_WOBBLE rad) and bounces (std CAMERA_BOUNCE m) slightly.
 
+Towns (`TOWNS`, the domains of the sfm card's domain shift): each street is in one town, which sets
+its look (facade colours, sky, clouds, the sun's direction as the brightness of each face orientation,
+asphalt, exposure, haze) and its cars' cruising speeds; street geometry and the camera are the same in
+every town. Town 0, "midday", is the world above, unchanged since before towns existed (the default:
+every model trained before keeps its data); towns 1-3 vary the look; town 4, "dusk", is a hazy
+evening whose cars drive 1.2-1.9 m per frame instead of 0.8-1.4.
+
 Real camera paths: given the poses of a real drive (`real_drive`, camera-to-world matrices such as a
 KITTI odometry pose file's, `aign_tf.data.kitti.read_odometry_poses`), each street's camera follows a
 window of consecutive poses of that drive instead, one pose per frame (KITTI odometry's 10 frames a
@@ -41,8 +48,9 @@ real drive's climbs and dips away from the level line (within 0.4 m on those 3,0
 `load_pairs` caches the frame pairs (see `aign_tf.data.frames`) on disk through the TFDS builder
 `DrivingWorld`. Each call builds one config holding only the requested split: the config name
 encodes the frame size, frames per sequence, seed and the number of sequences of each split (0 for
-the splits not requested), e.g. "64x192_f40_s0_t16_m0_e0" for 16 training streets, and with a
-trajectory "_p" and the first 12 hex digits of the SHA-256 of its poses (float64). Streets are
+the splits not requested), e.g. "64x192_f40_s0_t16_m0_e0" for 16 training streets, in towns other
+than town 0 alone "_w" and the towns (street i is in towns[i % len(towns)]), e.g. "_w0-1-2-3", and
+with a trajectory "_p" and the first 12 hex digits of the SHA-256 of its poses (float64). Streets are
 numbered within a split, so the first n streets of a split are the same whatever the count.
 """
 from __future__ import annotations
@@ -88,26 +96,91 @@ SKY_BOX_MARGIN = 10.0    # between the last buildings and the sky box's end wall
 TILE = (16, 32)          # pixels (rows, columns) ray cast against the boxes in their view only
 
 BUILDING, CAR = 0, 1
-SKY_HORIZON = np.array([0.78, 0.86, 0.96], np.float32)
-SKY_ZENITH = np.array([0.30, 0.50, 0.88], np.float32)
 CAR_PAINTS = np.array([[0.75, 0.10, 0.10], [0.12, 0.22, 0.60], [0.88, 0.88, 0.86], [0.10, 0.10, 0.11],
                        [0.62, 0.64, 0.66], [0.15, 0.45, 0.20], [0.85, 0.65, 0.15]], np.float32)
-BUILDING_PAINTS = np.array([[0.80, 0.72, 0.58], [0.62, 0.32, 0.24], [0.70, 0.70, 0.68], [0.85, 0.80, 0.70],
-                            [0.55, 0.50, 0.45], [0.72, 0.56, 0.42], [0.60, 0.66, 0.72]], np.float32)
-# Brightness of a face by the axis of its normal and the normal's sign (-, +); y points down, so
-# the ground and the car roofs face -y.
-FACE_LIGHT = np.array([[0.92, 0.74], [1.0, 0.55], [0.86, 0.66]], np.float32)
+
+
+def _colours(*rgb: tuple[float, float, float]) -> np.ndarray:
+    return np.array(rgb, np.float32)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Town:
+    """What differs between the towns of the driving world (the domains of `--train_towns` and
+    `--test_towns`): how it looks and how its cars drive. Street geometry and the camera (height,
+    field of view) are the same in every town, so depth maps of one town are plausible in another.
+
+    building_paints [7, 3]: facade colours (each building one of them, jittered); sky [2, 3]: colour at
+    the horizon and at the zenith; cloud_threshold: value noise above it is cloud (lower: more cloud);
+    face_light [3, 2]: brightness of a face by the axis of its normal and the normal's sign (-, +), the
+    sun's direction (y points down, so the ground and the car roofs face -y); asphalt: the road's grey
+    level; ground_tint [3]: the colour of road and pavement greys; exposure [3]: a factor on every
+    colour (white balance, dusk); haze [3] and visibility (metres, inf for clear air): a surface
+    `distance` metres away is mixed with the haze colour by 1 - exp(-distance / visibility); cruise
+    (metres per frame): the range of a drive's cruising speed, and speed_limits the range of its speed.
+    """
+    name: str
+    building_paints: np.ndarray
+    sky: np.ndarray
+    cloud_threshold: float
+    face_light: np.ndarray
+    asphalt: float
+    ground_tint: np.ndarray
+    exposure: np.ndarray
+    haze: np.ndarray
+    visibility: float
+    cruise: tuple[float, float]
+    speed_limits: tuple[float, float]
+
+
+_CLEAR = dict(exposure=_colours(1.0, 1.0, 1.0), haze=_colours(1.0, 1.0, 1.0), visibility=math.inf,
+              cruise=(0.9, 1.3), speed_limits=(0.8, 1.4))
+# Town 0 is the driving world of every model trained before towns existed (the default); towns 1-3
+# vary its look; town 4, the shifted test town of the sfm card, is a hazy dusk whose cars drive faster.
+TOWNS = (
+    Town("midday", _colours((0.80, 0.72, 0.58), (0.62, 0.32, 0.24), (0.70, 0.70, 0.68), (0.85, 0.80, 0.70),
+                            (0.55, 0.50, 0.45), (0.72, 0.56, 0.42), (0.60, 0.66, 0.72)),
+         _colours((0.78, 0.86, 0.96), (0.30, 0.50, 0.88)), 0.45, _colours((0.92, 0.74), (1.0, 0.55), (0.86, 0.66)),
+         0.30, _colours(1.0, 1.0, 1.03), **_CLEAR),
+    Town("brick", _colours((0.58, 0.24, 0.18), (0.66, 0.36, 0.26), (0.48, 0.20, 0.16), (0.74, 0.52, 0.40),
+                           (0.40, 0.30, 0.26), (0.70, 0.62, 0.52), (0.52, 0.28, 0.30)),
+         _colours((0.84, 0.88, 0.94), (0.36, 0.56, 0.86)), 0.55, _colours((1.0, 0.62), (1.0, 0.50), (0.80, 0.74)),
+         0.34, _colours(1.02, 1.0, 0.98), **_CLEAR),
+    Town("overcast", _colours((0.62, 0.62, 0.60), (0.55, 0.52, 0.50), (0.70, 0.68, 0.64), (0.48, 0.50, 0.52),
+                              (0.66, 0.60, 0.54), (0.58, 0.60, 0.62), (0.75, 0.74, 0.70)),
+         _colours((0.74, 0.75, 0.77), (0.58, 0.60, 0.64)), 0.25, _colours((0.84, 0.80), (0.94, 0.70), (0.82, 0.80)),
+         0.36, _colours(1.0, 1.0, 1.0), **{**_CLEAR, "exposure": _colours(0.92, 0.92, 0.94)}),
+    Town("whitewash", _colours((0.92, 0.90, 0.84), (0.86, 0.84, 0.80), (0.90, 0.82, 0.70), (0.80, 0.86, 0.90),
+                               (0.94, 0.92, 0.90), (0.84, 0.78, 0.66), (0.76, 0.82, 0.78)),
+         _colours((0.70, 0.82, 0.98), (0.20, 0.42, 0.86)), 0.60, _colours((0.62, 1.0), (1.0, 0.45), (0.95, 0.52)),
+         0.24, _colours(1.0, 0.98, 0.96), **{**_CLEAR, "exposure": _colours(1.04, 1.0, 0.94)}),
+    Town("dusk", _colours((0.30, 0.62, 0.58), (0.22, 0.36, 0.66), (0.62, 0.78, 0.40), (0.80, 0.46, 0.62),
+                          (0.26, 0.50, 0.36), (0.70, 0.70, 0.86), (0.88, 0.74, 0.30)),
+         _colours((0.98, 0.62, 0.36), (0.16, 0.20, 0.42)), 0.40, _colours((0.70, 0.95), (0.82, 0.40), (0.60, 0.90)),
+         0.26, _colours(0.95, 0.92, 1.05), exposure=_colours(0.80, 0.66, 0.60), haze=_colours(0.62, 0.46, 0.42),
+         visibility=45.0, cruise=(1.3, 1.8), speed_limits=(1.2, 1.9)),
+)
+
+
+def check_towns(towns: tuple[int, ...], what: str) -> tuple[int, ...]:
+    """`towns` if every entry numbers a town of TOWNS (and there is one); else one line that starts with
+    `what` (the setting and its value)."""
+    if not towns or any(isinstance(t, bool) or not 0 <= t < len(TOWNS) for t in towns):
+        raise UserError(f"{what} must be town numbers 0-{len(TOWNS) - 1}, comma-separated "
+                        f"({', '.join(f'{i} {town.name}' for i, town in enumerate(TOWNS))})")
+    return tuple(towns)
 
 
 @dataclasses.dataclass(frozen=True)
 class _World:
     """The static scene: boxes [B, 2, 3] (min and max corners), their kind [B] (BUILDING or CAR),
-    colour [B, 3], the enclosing sky box [2, 3] and a texture seed."""
+    colour [B, 3], the enclosing sky box [2, 3], a texture seed and its town's look."""
     boxes: np.ndarray
     kinds: np.ndarray
     colours: np.ndarray
     sky_box: np.ndarray
     texture_seed: int
+    town: Town
 
 
 def camera(height: int, width: int) -> frames.Intrinsics:
@@ -132,9 +205,9 @@ def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
     return ry @ rx @ rz
 
 
-def _trajectory(rng: np.random.Generator, num_frames: int) -> np.ndarray:
-    """World-to-camera matrices [F, 4, 4] (float64) of the drive."""
-    cruise = rng.uniform(0.9, 1.3)
+def _trajectory(rng: np.random.Generator, num_frames: int, town: Town) -> np.ndarray:
+    """World-to-camera matrices [F, 4, 4] (float64) of the drive, at the town's speeds."""
+    cruise = rng.uniform(*town.cruise)
     speed_noise, yaw_noise = rng.normal(size=(2, num_frames))
     pitch, roll = rng.normal(0.0, CAMERA_WOBBLE, size=(2, num_frames))
     bounce = rng.normal(0.0, CAMERA_BOUNCE, size=num_frames)
@@ -148,7 +221,7 @@ def _trajectory(rng: np.random.Generator, num_frames: int) -> np.ndarray:
         world_to_camera[k, 3, 3] = 1.0
         # Slowly varying speed; the heading turns back towards the street's axis and centre.
         speed_offset = 0.9 * speed_offset + 0.04 * speed_noise[k]
-        speed = float(np.clip(cruise + speed_offset, 0.8, 1.4))
+        speed = float(np.clip(cruise + speed_offset, *town.speed_limits))
         turn = 0.01 * yaw_noise[k] - 0.08 * heading - 0.004 * x
         # Drive along the mean heading over the frame (an arc, not a sideways slide).
         middle = heading + turn / 2
@@ -202,7 +275,7 @@ def _box(x0: float, x1: float, height: float, z0: float, z1: float) -> np.ndarra
     return np.array([[x0, CAMERA_HEIGHT - height, z0], [x1, CAMERA_HEIGHT, z1]])
 
 
-def _world(rng: np.random.Generator, drive_end: float) -> _World:
+def _world(rng: np.random.Generator, drive_end: float, town: Town) -> _World:
     """Buildings along both sides of the street from STREET_BEHIND metres behind the start to
     STREET_AHEAD past `drive_end` (z), cars parked along the road edges and a few in the lanes
     past the end of the drive, and the sky box around it all."""
@@ -219,7 +292,7 @@ def _world(rng: np.random.Generator, drive_end: float) -> _World:
         while z < street_end:
             length, facade, depth = rng.uniform(5.0, 20.0), rng.uniform(6.0, 12.0), rng.uniform(8.0, 16.0)
             x0, x1 = sorted((side * facade, side * (facade + depth)))
-            add(_box(x0, x1, rng.uniform(6.0, 25.0), z, z + length), BUILDING, BUILDING_PAINTS)
+            add(_box(x0, x1, rng.uniform(6.0, 25.0), z, z + length), BUILDING, town.building_paints)
             z += length + rng.uniform(0.3, 3.0)
         z = street_start + rng.uniform(0.0, 20.0)
         while z < drive_end + STREET_AHEAD / 2:
@@ -233,7 +306,7 @@ def _world(rng: np.random.Generator, drive_end: float) -> _World:
     sky_box = np.array([[-SKY_BOX_X, SKY_BOX_TOP, street_start - SKY_BOX_MARGIN],
                         [SKY_BOX_X, CAMERA_HEIGHT, street_end + SKY_BOX_MARGIN]])
     return _World(np.array(boxes, np.float32), np.array(kinds), np.array(colours, np.float32),
-                  sky_box.astype(np.float32), int(rng.integers(2**31)))
+                  sky_box.astype(np.float32), int(rng.integers(2**31)), town)
 
 
 # ---------------------------------------------------------------- textures
@@ -274,11 +347,11 @@ def _band(coordinate: np.ndarray, start: float, stop: float, soft: float) -> np.
     return np.clip(np.minimum(coordinate - start, stop - coordinate) / soft + 0.5, 0.0, 1.0)
 
 
-def _ground(points: np.ndarray, salt: int) -> np.ndarray:
+def _ground(points: np.ndarray, salt: int, town: Town) -> np.ndarray:
     """Colours [N, 3] of ground points [N, 3]: road markings on noisy asphalt, paving slabs."""
     x, z = points[:, 0], points[:, 2]
     side = np.abs(x)
-    asphalt = 0.30 + 0.16 * (_noise(x, z, (0.5, 1.5, 5.0), salt) - 0.5)
+    asphalt = town.asphalt + 0.16 * (_noise(x, z, (0.5, 1.5, 5.0), salt) - 0.5)
     dashes = _band(x, -0.08, 0.08, 0.06) * _band(np.mod(z + 1.5, 6.0) - 1.5, 0.0, 3.0, 0.2)
     edges = _band(side, ROAD_HALF_WIDTH - 0.38, ROAD_HALF_WIDTH - 0.22, 0.06)
     asphalt += (0.85 - asphalt) * np.maximum(dashes, edges)
@@ -290,18 +363,18 @@ def _ground(points: np.ndarray, salt: int) -> np.ndarray:
     paving *= 1.0 - 0.3 * _band(from_grout, -1.0, 0.03, 0.04)
     sidewalk = _band(side, ROAD_HALF_WIDTH, np.inf, 0.05)
     grey = asphalt * (1 - sidewalk) + paving * sidewalk
-    return grey[:, None] * np.array([1.0, 1.0, 1.03], np.float32)
+    return grey[:, None] * town.ground_tint
 
 
-def _sky(points: np.ndarray, axis: np.ndarray, salt: int) -> np.ndarray:
-    """Colours [N, 3] of points [N, 3] on the sky box (face normal along `axis` [N]): a blue
+def _sky(points: np.ndarray, axis: np.ndarray, salt: int, town: Town) -> np.ndarray:
+    """Colours [N, 3] of points [N, 3] on the sky box (face normal along `axis` [N]): the town's sky
     gradient with soft clouds."""
     x, y, z = points[:, 0], points[:, 1], points[:, 2]
     up = np.clip((CAMERA_HEIGHT - y) / (CAMERA_HEIGHT - SKY_BOX_TOP), 0.0, 1.0)[:, None]
-    colour = SKY_HORIZON * (1 - up) + SKY_ZENITH * up
+    colour = town.sky[0] * (1 - up) + town.sky[1] * up
     u = np.where(axis == 0, z, x)
     v = np.where(axis == 1, z, y)
-    cloud = np.clip((_noise(u, v, (6.0, 15.0, 40.0), salt + 3) - 0.45) * 4.0, 0.0, 1.0)[:, None]
+    cloud = np.clip((_noise(u, v, (6.0, 15.0, 40.0), salt + 3) - town.cloud_threshold) * 4.0, 0.0, 1.0)[:, None]
     return colour * (1 - 0.7 * cloud) + 0.95 * 0.7 * cloud
 
 
@@ -396,11 +469,17 @@ def _shade(world: _World, origin: np.ndarray, directions: np.ndarray, t: np.ndar
     on_box = box >= 0
     ground = ~on_box & (axis == 1) & ~positive
     sky = ~on_box & ~ground
-    colour[ground] = _ground(points[ground], world.texture_seed)
-    colour[sky] = _sky(points[sky], axis[sky], world.texture_seed)
+    town = world.town
+    colour[ground] = _ground(points[ground], world.texture_seed, town)
+    colour[sky] = _sky(points[sky], axis[sky], world.texture_seed, town)
     colour[on_box] = _boxes(points[on_box], axis[on_box], box[on_box], world)
-    light = np.where(sky, np.float32(1.0), FACE_LIGHT[axis, positive.astype(np.int64)])
-    return np.clip(colour * light[:, None], 0.0, 1.0)
+    light = np.where(sky, np.float32(1.0), town.face_light[axis, positive.astype(np.int64)])
+    colour = colour * light[:, None] * town.exposure
+    if math.isfinite(town.visibility):
+        distance = t * np.linalg.norm(directions, axis=-1)
+        fog = 1.0 - np.exp(-distance / np.float32(town.visibility))[:, None]
+        colour = colour * (1.0 - fog) + town.haze * fog
+    return np.clip(colour, 0.0, 1.0)
 
 
 def _render_frame(world: _World, world_to_camera: np.ndarray, intrinsics: frames.Intrinsics,
@@ -446,9 +525,9 @@ def _render_frame(world: _World, world_to_camera: np.ndarray, intrinsics: frames
 
 
 def render_sequence(seed: int, num_frames: int, height: int, width: int, supersample: int = 2,
-                    real_drive: np.ndarray | None = None) -> dict:
-    """Renders the drive down the street of `seed`, along a window of `real_drive` (camera-to-world
-    [N, 4, 4]) if given, else along the random process.
+                    real_drive: np.ndarray | None = None, town: int = 0) -> dict:
+    """Renders the drive down the street of `seed` in town `town` (of TOWNS), along a window of
+    `real_drive` (camera-to-world [N, 4, 4]) if given, else along the random process at the town's speeds.
 
     Returns:
       {"images": uint8 [F, H, W, 3], "depths": float32 [F, H, W] (Z along the optical axis,
@@ -458,12 +537,13 @@ def render_sequence(seed: int, num_frames: int, height: int, width: int, supersa
     intrinsics = camera(height, width)
     if num_frames < 1 or supersample < 1:
         raise UserError(f"need num_frames >= 1 and supersample >= 1, got {num_frames} and {supersample}")
+    look = TOWNS[check_towns((town,), f"town={town}")[0]]
     rng = np.random.default_rng(seed)
     if real_drive is None:
-        world_to_camera = _trajectory(rng, num_frames)
+        world_to_camera = _trajectory(rng, num_frames, look)
     else:
         world_to_camera = _real_trajectory(rng, real_drive, num_frames)
-    world = _world(rng, drive_end=np.linalg.inv(world_to_camera[-1])[2, 3])
+    world = _world(rng, drive_end=np.linalg.inv(world_to_camera[-1])[2, 3], town=look)
     images = np.zeros((num_frames, height, width, 3), np.uint8)
     depths = np.zeros((num_frames, height, width), np.float32)
     for k in range(num_frames):
@@ -489,8 +569,9 @@ def sequence_seeds(split: str, count: int, seed: int = 0) -> list[int]:
 @dataclasses.dataclass(eq=False)
 class DrivingWorldConfig(tfds.core.BuilderConfig):
     """One build of the driving world: frame size, frames per street, seed, the number of streets of
-    each split and the real drive they follow (camera-to-world [N, 4, 4], None for the random
-    process). Make it with `DrivingWorldConfig.create`, which names it."""
+    each split, the towns they are in (street i in towns[i % len(towns)]) and the real drive they
+    follow (camera-to-world [N, 4, 4], None for the random process). Make it with
+    `DrivingWorldConfig.create`, which names it."""
     height: int = 64
     width: int = 192
     num_frames: int = DEFAULT_FRAMES
@@ -498,24 +579,29 @@ class DrivingWorldConfig(tfds.core.BuilderConfig):
     train: int = 0
     memory: int = 0
     test: int = 0
+    towns: tuple[int, ...] = (0,)
     real_drive: np.ndarray | None = None
 
     @classmethod
     def create(cls, height: int, width: int, num_frames: int = DEFAULT_FRAMES, seed: int = 0,
-               train: int = 0, memory: int = 0, test: int = 0,
+               train: int = 0, memory: int = 0, test: int = 0, towns: tuple[int, ...] = (0,),
                real_drive: np.ndarray | None = None) -> "DrivingWorldConfig":
-        """The config named after its contents, e.g. "64x192_f40_s0_t16_m8_e4", or with a real drive
-        "64x192_f40_s0_t16_m8_e4_p0123456789ab"."""
+        """The config named after its contents, e.g. "64x192_f40_s0_t16_m8_e4"; in towns other than
+        town 0 "..._w0-1-2" (the towns), with a real drive "..._p0123456789ab"."""
         frames.check_frame_size(height, width)
         if num_frames < 2:
             raise UserError(f"a street needs at least 2 frames to make a pair, got num_frames={num_frames}")
         for split, count in zip(SPLITS, (train, memory, test)):
             sequence_seeds(split, count, seed)  # checks the count and the seed
+        towns = check_towns(tuple(towns), f"towns={list(towns)}")
         name = f"{height}x{width}_f{num_frames}_s{seed}_t{train}_m{memory}_e{test}"
+        if towns != (0,):
+            name += "_w" + "-".join(map(str, towns))
         if real_drive is not None:
             name += "_p" + hashlib.sha256(np.ascontiguousarray(real_drive, np.float64).tobytes()).hexdigest()[:12]
         return cls(name=name, description=f"driving world {name}", height=height, width=width,
-                   num_frames=num_frames, seed=seed, train=train, memory=memory, test=test, real_drive=real_drive)
+                   num_frames=num_frames, seed=seed, train=train, memory=memory, test=test, towns=towns,
+                   real_drive=real_drive)
 
 
 class DrivingWorld(tfds.core.GeneratorBasedBuilder):
@@ -558,7 +644,7 @@ class DrivingWorld(tfds.core.GeneratorBasedBuilder):
         config = self.builder_config
         for index, seed in enumerate(sequence_seeds(split, getattr(config, split), config.seed)):
             street = render_sequence(seed, config.num_frames, config.height, config.width,
-                                     real_drive=config.real_drive)
+                                     real_drive=config.real_drive, town=config.towns[index % len(config.towns)])
             pairs = frames.sequence_pairs(street["images"], street["depths"], street["world_to_camera"], index)
             for k in range(config.num_frames - 1):
                 yield f"{index}_{k}", {key: pairs[key][k] for key in frames.PAIR_KEYS}
@@ -566,11 +652,11 @@ class DrivingWorld(tfds.core.GeneratorBasedBuilder):
 
 def load_pairs(split: str, *, height: int, width: int, sequences: int, num_frames: int = DEFAULT_FRAMES,
                seed: int = 0, data_dir: str | None = None, verbose: bool = True,
-               trajectory: str | None = None) -> dict:
+               trajectory: str | None = None, towns: tuple[int, ...] = (0,)) -> dict:
     """All pairs of the first `sequences` streets of `split`, as the `aign_tf.data.frames` dict:
     sequences * (num_frames - 1) pairs of height x width frames in street and frame order, with
-    `sequence` numbering the streets 0 .. sequences - 1. With `trajectory` (a KITTI odometry pose
-    file) the streets follow windows of that real drive.
+    `sequence` numbering the streets 0 .. sequences - 1, street i in town towns[i % len(towns)]. With
+    `trajectory` (a KITTI odometry pose file) the streets follow windows of that real drive.
 
     They are read from the TFDS cache in `data_dir` (default: <cache_dir()>/tfds). The first call
     for a combination of arguments renders the streets into a `DrivingWorld` config holding only
@@ -585,7 +671,8 @@ def load_pairs(split: str, *, height: int, width: int, sequences: int, num_frame
     if trajectory is not None:
         real_drive = kitti.read_odometry_poses(trajectory)
         street_windows(real_drive, num_frames, f"trajectory file {trajectory}")  # fails here, not mid-build
-    config = DrivingWorldConfig.create(height, width, num_frames, seed, real_drive=real_drive, **{split: sequences})
+    config = DrivingWorldConfig.create(height, width, num_frames, seed, towns=towns, real_drive=real_drive,
+                                       **{split: sequences})
     data_dir = data_dir or os.path.join(cache_dir(), "tfds")
     cache = os.path.join(data_dir, DrivingWorld.name, config.name)
     verbosity = absl_logging.get_verbosity()

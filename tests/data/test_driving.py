@@ -162,3 +162,49 @@ def test_bad_frame_size_is_a_user_error(tmp_path):
         driving.render_sequence(0, 2, 30, 100)
     with pytest.raises(UserError, match="30x100"):
         driving.load_pairs("train", height=30, width=100, sequences=1, data_dir=str(tmp_path))
+
+
+def test_towns_share_the_streets_and_differ_in_look():
+    looks = [driving.render_sequence(5, 3, 32, 96, town=town) for town in (0, 1, 2, 3)]
+    for look in looks[1:]:  # same trajectory and geometry (towns 0-3 drive alike), another look
+        np.testing.assert_array_equal(look["depths"], looks[0]["depths"])
+        np.testing.assert_array_equal(look["world_to_camera"], looks[0]["world_to_camera"])
+        assert np.abs(look["images"].astype(int) - looks[0]["images"]).mean() > 5
+    with pytest.raises(UserError, match="town=5 must be town numbers 0-4"):
+        driving.render_sequence(5, 3, 32, 96, town=5)
+
+
+def test_the_dusk_town_drives_faster_within_its_speed_limits():
+    for town in (0, 4):
+        limits = driving.TOWNS[town].speed_limits
+        for seed in (1, 2):
+            poses = np.linalg.inv(driving.render_sequence(seed, 30, 32, 96, town=town, supersample=1)["world_to_camera"])
+            steps = np.linalg.norm(np.diff(poses[:, [0, 2], 3], axis=0), axis=-1)  # ground-plane distance per frame
+            assert limits[0] - 1e-6 <= steps.min() and steps.max() <= limits[1] + 1e-6, (town, seed)
+    assert driving.TOWNS[4].speed_limits[0] > driving.TOWNS[0].cruise[1] - 0.15
+
+
+def test_haze_mixes_each_pixel_towards_the_haze_colour_by_its_distance(monkeypatch):
+    clear = driving.render_sequence(6, 1, 32, 96, town=1)
+    towns = list(driving.TOWNS)
+    haze = driving.np.array([0.2, 0.4, 0.6], np.float32)
+    for visibility, expect_far in ((1e-4, True), (1e6, False)):
+        towns[1] = driving.dataclasses.replace(driving.TOWNS[1], haze=haze, visibility=visibility)
+        monkeypatch.setattr(driving, "TOWNS", tuple(towns))
+        hazy = driving.render_sequence(6, 1, 32, 96, town=1)
+        np.testing.assert_array_equal(hazy["depths"], clear["depths"])
+        if expect_far:  # every surface is many visibilities away: all haze
+            np.testing.assert_array_equal(hazy["images"], np.broadcast_to(np.round(haze * 255), hazy["images"].shape))
+        else:  # a visibility of 1,000 km changes a colour by less than 0.02 grey levels
+            assert np.abs(hazy["images"].astype(int) - clear["images"]).max() <= 1
+
+
+def test_streets_take_their_towns_in_turn_and_the_cache_is_named_after_them(tmp_path):
+    pairs = driving.load_pairs("test", height=32, width=96, sequences=3, num_frames=2, data_dir=str(tmp_path),
+                               verbose=False, towns=(2, 4))
+    for index, (seed, town) in enumerate(zip(driving.sequence_seeds("test", 3), (2, 4, 2))):
+        street = driving.render_sequence(seed, 2, 32, 96, town=town)
+        np.testing.assert_array_equal(pairs["image1"][index], street["images"][0])
+    assert os.listdir(tmp_path / "driving_world") == ["32x96_f2_s0_t0_m0_e3_w2-4"]
+    with pytest.raises(UserError, match=r"towns=\[7\] must be town numbers"):
+        driving.load_pairs("test", height=32, width=96, sequences=1, num_frames=2, data_dir=str(tmp_path), towns=(7,))

@@ -1,7 +1,9 @@
 """Structure from motion: depth and egomotion from pairs of frames (paper §2.2, §3.2): `--task=sfm`.
 
 Data (`--dataset`): `driving`, the procedural driving world of `aign_tf.data.driving` (streets
-held out by seed; `--trajectory` makes them follow a real drive), `vkitti`, Virtual KITTI 1.3.1
+held out by seed, in the towns of `--train_towns` and `--test_towns`, whose look and speeds differ:
+`--train_towns=0,1,2,3 --test_towns=4` is the card's domain shift; `--trajectory` makes them follow
+a real drive), `vkitti`, Virtual KITTI 1.3.1
 under `--data_dir` (sequence 0001 test, the other four training, as in the paper), or real video
 without depth: `frames`, a folder of a user's own video (`aign_tf.data.video`), and `kitti`, KITTI raw
 drives with their OXTS camera motion (`aign_tf.data.kitti`); for those two the video is the test
@@ -62,6 +64,11 @@ class SfmOptions(Options):
                                   "and kitti).")
     trajectory: str | None = option(None, "driving world: a KITTI odometry pose file (12 numbers a line, 10 Hz) "
                                     "whose real drive the streets follow instead of random paths.")
+    train_towns: str = option("0", "driving world: the towns (comma-separated, 0-4; see aign_tf.data.driving.TOWNS) "
+                              "of the training and memory streets, e.g. 0,1,2,3 (also for frames and kitti, whose "
+                              "other streams are the driving world's).")
+    test_towns: str = option("0", "driving world: the towns of the test streets, e.g. 4 (the shifted town of the "
+                             "sfm card); only --dataset=driving has driving-world test streets.")
     frame_size: str = option("64x192", "HEIGHTxWIDTH of the frames, multiples of 16, e.g. 64x192.")
     train_sequences: int = option(16, "driving world: streets of paired training examples.", minimum=1)
     memory_sequences: int = option(8, "driving world: streets whose depth and motion are the memories.", minimum=1)
@@ -79,6 +86,18 @@ class SfmOptions(Options):
         if self.dataset in needs and not self.data_dir:
             raise UserError(f"--dataset={self.dataset} needs --data_dir, {needs[self.dataset]}")
         frames.check_frame_size(*self.frame_shape)
+        self.towns("train"), self.towns("test")  # pylint: disable=expression-not-assigned
+
+    def towns(self, split: str) -> tuple[int, ...]:
+        """The driving world's towns of stream `split`: --test_towns for "test", else --train_towns."""
+        text = self.test_towns if split == "test" else self.train_towns
+        flag = "--test_towns" if split == "test" else "--train_towns"
+        try:
+            towns = tuple(int(town) for town in text.split(","))
+        except ValueError:
+            towns = ()
+        from aign_tf.data import driving  # pylint: disable=import-outside-toplevel
+        return driving.check_towns(towns, f"{flag}={text}")
 
     @functools.cached_property
     def frame_shape(self) -> tuple[int, int]:
@@ -165,7 +184,7 @@ class SfmTask(Task):
                 self._pairs[source] = driving.load_pairs(
                     part, height=height, width=width, sequences=getattr(o, f"{part}_sequences"),
                     num_frames=o.sequence_frames, data_dir=None if o.dataset in REAL_VIDEO else o.data_dir,
-                    trajectory=o.trajectory)
+                    trajectory=o.trajectory, towns=o.towns(part))
         return self._pairs[source]
 
     def _examples(self, split: str, batch_size: int, *, shuffle_seed: int | None,
