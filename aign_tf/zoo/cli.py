@@ -32,7 +32,8 @@ flags.DEFINE_string("pretrained", None, "A trained model shipped with aign_tf, r
                     "implies its --task.")
 flags.DEFINE_string("output", None, "What a command writes: compare's PNG file, predict's folder (made if needed).")
 flags.DEFINE_string("out", None, "Where a command writes: benchmark's JSON file (default: none), curves' PNG "
-                    "(default curves.png), export's base directory (OUT/TASK/VERSION).")
+                    "(default curves.png), export's base directory (OUT/TASK/VERSION), evaluate's OUT/NAME folder "
+                    "per model (default: the model dir itself; shipped models only with --out).")
 
 DEFINE = {bool: flags.DEFINE_boolean, int: flags.DEFINE_integer, float: flags.DEFINE_float, str: flags.DEFINE_string}
 

@@ -8,9 +8,10 @@ Prints the task's metrics as a table (one column per model dir, side by side), t
 metrics (named METRIC/GROUP: pose3d's per-clip or per-action errors) as tables in the layout of the
 paper's Tables 1-2 (a row per model, a column per group, the overall value as "Average"), and writes
 each model's metrics to MODEL_DIR/metrics.json, with an image grid of the first held-out batch in
-MODEL_DIR/evaluation.png; a shipped model (`--pretrained`) is never written to: its files go to
-OUT/NAME/ with --out=DIR, else nowhere. Task options given here (e.g. --bias to measure the share of one class)
-override the stored config for measurement. The table is printed before anything is written: a
+MODEL_DIR/evaluation.png, or to OUT/NAME/ with --out=DIR; a shipped model (`--pretrained`) is never
+written to: its files go to OUT/NAME/ with --out, else nowhere. Task options given here (e.g. --bias to
+measure the share of one class, sfm's --test_towns to measure on other towns) override the stored config
+for measurement (give --out to keep the model dir's own metrics.json). The table is printed before anything is written: a
 picture that cannot be written (a full or read-only disk) is a warning, a metrics.json one error line.
 """
 from __future__ import annotations
@@ -100,11 +101,12 @@ def evaluate_dir(task_class: type[Task], model_dir: str, options: dict) -> tuple
 
 
 def output_dir(model_dir: str) -> str | None:
-    """Where the files of model_dir's evaluation go: model_dir itself; for a shipped model OUT/NAME with
-    --out (made if needed), else nowhere (said on stderr)."""
-    if not models.is_shipped(model_dir):
-        return model_dir
+    """Where the files of model_dir's evaluation go: OUT/NAME with --out (made if needed; for an evaluation
+    with other options, which would replace the model dir's own metrics.json), else model_dir itself, but
+    for a shipped model nowhere (said on stderr)."""
     name = os.path.basename(os.path.normpath(model_dir))
+    if not cli.FLAGS.out and not models.is_shipped(model_dir):
+        return model_dir
     if not cli.FLAGS.out:
         print(f"note: {name} is a shipped model, nothing is written to it; --out=DIR writes its metrics.json and "
               "evaluation.png to DIR/" + name, file=sys.stderr)

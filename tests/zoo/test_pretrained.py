@@ -16,9 +16,30 @@ from PIL import Image
 from aign_tf.zoo import models
 from tests.testing import folder_pixels
 
-# Shipped metrics are reproduced to this relative tolerance on another machine (CPU kernels differ in
-# the last bits); on the machine that made them they are equal.
+# On the machine that made them, `evaluate --pretrained` gives the shipped metrics exactly (all 11
+# models, 2026-12-03). Elsewhere CPU kernels differ in the last bits, and the image tasks' judge (the
+# classifier that `evaluate` trains at first use, aign_tf.nets.classifier) is trained anew there: a
+# model's own metrics agree to METRICS_RTOL, what the judge reads (accuracies and shares of the
+# examples) to JUDGE_ATOL, the distances on its features (FID, KID) to JUDGE_FEATURES_RTOL, and
+# OpenCV's RANSAC baselines to BASELINE_RTOL.
 METRICS_RTOL = 1e-3
+JUDGE_ATOL = 0.03
+JUDGE_FEATURES_RTOL = 0.3
+BASELINE_RTOL = 1e-2
+
+
+def assert_reproduces(measured: dict, shipped: dict, name: str) -> None:
+    assert measured.keys() == shipped.keys(), name
+    for key, value in shipped.items():
+        if key.endswith(("accuracy", "bias_share")):
+            tolerance = {"abs": JUDGE_ATOL}
+        elif key.endswith(("_fid", "_kid")):
+            tolerance = {"rel": JUDGE_FEATURES_RTOL}
+        elif key.startswith("geometric") or key.startswith("farneback"):
+            tolerance = {"rel": BASELINE_RTOL}
+        else:
+            tolerance = {"rel": METRICS_RTOL}
+        assert measured[key] == pytest.approx(value, **tolerance), (name, key)
 
 
 def run(*args, env=None):
@@ -87,36 +108,58 @@ def test_predict_and_evaluate_on_shipped_models_write_nothing_there(tmp_path):
     keypoints = np.random.default_rng(0).uniform(200, 300, (6, 15, 2)).astype(np.float32)
     np.save(tmp_path / "kp.npy", keypoints)
     (tmp_path / "kp.json").write_text(json.dumps({"keypoints": keypoints[:2].tolist()}))
+    np.savez(tmp_path / "kp.npz", keypoints=keypoints[:3], image_size=np.array([512, 512]))
+    np.save(tmp_path / "kp-bad.npy", keypoints[:, :14])  # a 14-joint skeleton for a 15-joint model
     video = tmp_path / "video"
     video.mkdir()
     for k in range(4):
         Image.fromarray(folder_pixels(k, k, (60, 180), colour=True)).save(video / f"{k:06d}.png")
     (video / "intrinsics.txt").write_text("90 90 89.5 29.5")
     out = tmp_path / "out"
-    commands = [
-        ("aign_tf.zoo.predict", "--pretrained=inpaint-mnist", f"--input={digits}", f"--output={out / 'inpaint'}",
-         "--batch_size=2"),
-        ("aign_tf.zoo.predict", "--pretrained=superres-mnist", f"--input={digits / 'img0.jpg'}",
-         f"--output={out / 'superres'}"),
-        ("aign_tf.zoo.predict", "--pretrained=ablation-renderer", f"--input={damaged}", f"--output={out / 'bad'}"),
-        ("aign_tf.zoo.predict", "--pretrained=ablation-renderer", f"--input={damaged}", f"--output={out / 'skip'}",
-         "--skip_bad", "--mask=bottom"),
-        ("aign_tf.zoo.predict", "--pretrained=pose3d-aign", f"--input={tmp_path / 'kp.npy'}", f"--output={out / 'npy'}"),
-        ("aign_tf.zoo.predict", "--pretrained=pose3d-aign", f"--input={tmp_path / 'kp.json'}", f"--output={out / 'json'}"),
-        ("aign_tf.zoo.predict", "--pretrained=sfm-pretrain", f"--input={video}", f"--output={out / 'sfm'}"),
-        ("aign_tf.zoo.evaluate", "--pretrained=pose3d-forward2d3d,pose3d-aign", f"--out={out / 'metrics'}"),
-        ("aign_tf.zoo.evaluate", "--pretrained=pose3d-interpreter"),
-        ("aign_tf.zoo.adapt", "--pretrained=pose3d-aign", f"--input={tmp_path / 'kp.npy'}",
-         f"--model_dir={out / 'adapt-pose'}", "--steps=2"),
-        ("aign_tf.zoo.adapt", "--pretrained=sfm-pretrain", f"--input={video}", f"--model_dir={out / 'adapt-sfm'}",
-         "--steps=2", "--model=aign", "--train_sequences=1", "--memory_sequences=1", "--sequence_frames=3"),
-        ("aign_tf.zoo.train", "--pretrained=inpaint-mnist", "--steps=2", f"--model_dir={out / 'tuned'}"),
-        ("aign_tf.zoo.adapt", "--pretrained=superres-mnist-bias8", f"--input={digits}",
-         f"--model_dir={out / 'adapt-superres'}", "--steps=2", "--no_prior"),
-    ]
-    done = run_all(commands, tmp_path / "cache")
-    for index in (0, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12):
-        assert done[index].returncode == 0, (commands[index], done[index].stderr[-3000:])
+    predict, evaluate, adapt = "aign_tf.zoo.predict", "aign_tf.zoo.evaluate", "aign_tf.zoo.adapt"
+    metrics = f"--out={out / 'metrics'}"
+    pair, broken_pair = f"{video / '000002.png'},{video / '000003.png'}", f"{video / '000002.png'},{video / 'gone.png'}"
+    commands = {
+        "inpaint": (predict, "--pretrained=inpaint-mnist", f"--input={digits}", f"--output={out / 'inpaint'}",
+                    "--batch_size=2"),
+        "superres": (predict, "--pretrained=superres-mnist", f"--input={digits / 'img0.jpg'}",
+                     f"--output={out / 'superres'}"),
+        "bad": (predict, "--pretrained=ablation-renderer", f"--input={damaged}", f"--output={out / 'bad'}"),
+        "skip": (predict, "--pretrained=ablation-renderer", f"--input={damaged}", f"--output={out / 'skip'}",
+                 "--skip_bad", "--mask=bottom"),
+        "npy": (predict, "--pretrained=pose3d-aign", f"--input={tmp_path / 'kp.npy'}", f"--output={out / 'npy'}"),
+        "json": (predict, "--pretrained=pose3d-aign", f"--input={tmp_path / 'kp.json'}", f"--output={out / 'json'}"),
+        "npz": (predict, "--pretrained=pose3d-aign", f"--input={tmp_path / 'kp.npz'}", f"--output={out / 'npz'}"),
+        "kp-bad": (predict, "--pretrained=pose3d-aign", f"--input={tmp_path / 'kp-bad.npy'}",
+                   f"--output={out / 'kp-bad'}"),
+        "sfm": (predict, "--pretrained=sfm-pretrain", f"--input={video}", f"--output={out / 'sfm'}"),
+        "sfm-pair": (predict, "--pretrained=sfm-pretrain", f"--input={pair}", f"--output={out / 'sfm-pair'}"),
+        "sfm-gone": (predict, "--pretrained=sfm-pretrain", f"--input={broken_pair}", f"--output={out / 'sfm-gone'}"),
+        "evaluate-pose": (evaluate, "--pretrained=pose3d-forward2d3d,pose3d-aign", metrics),
+        "evaluate-inpaint": (evaluate, "--pretrained=inpaint-mnist", metrics),
+        "evaluate-ablation": (evaluate, "--pretrained=ablation-renderer", metrics),
+        "evaluate-superres": (evaluate, "--pretrained=superres-mnist-bias8", metrics),
+        "evaluate-sfm": (evaluate, "--pretrained=sfm-pretrain", metrics),
+        "evaluate-no-out": (evaluate, "--pretrained=pose3d-interpreter"),
+        "adapt-pose": (adapt, "--pretrained=pose3d-aign", f"--input={tmp_path / 'kp.npy'}",
+                       f"--model_dir={out / 'adapt-pose'}", "--steps=2"),
+        "adapt-sfm": (adapt, "--pretrained=sfm-pretrain", f"--input={video}", f"--model_dir={out / 'adapt-sfm'}",
+                      "--steps=2", "--model=aign", "--train_sequences=1", "--memory_sequences=1", "--sequence_frames=3"),
+        "tuned": ("aign_tf.zoo.train", "--pretrained=inpaint-mnist", "--steps=2", f"--model_dir={out / 'tuned'}"),
+        "adapt-superres": (adapt, "--pretrained=superres-mnist-bias8", f"--input={digits}",
+                           f"--model_dir={out / 'adapt-superres'}", "--steps=2", "--no_prior"),
+    }
+    done = dict(zip(commands, run_all(list(commands.values()), tmp_path / "cache")))
+    failing = {"bad": "broken.png", "kp-bad": "has 14 joints per pose: expected 15",
+               "sfm-gone": "gone.png does not exist"}
+    for name, command in commands.items():
+        if name in failing:  # a bad input: one line naming what is wrong, exit 2, nothing written
+            lines = [line for line in done[name].stderr.splitlines() if line.strip()]
+            assert done[name].returncode == 2 and lines[-1].startswith("error: "), (command, done[name].stderr[-3000:])
+            assert failing[name] in lines[-1] and "Traceback" not in done[name].stderr, command
+        else:
+            assert done[name].returncode == 0, (command, done[name].stderr[-3000:])
+    assert not (out / "kp-bad").exists() and not (out / "sfm-gone").exists()
 
     completed = Image.open(out / "inpaint" / "sub" / "img1.png")
     assert completed.size == (28, 28) and (out / "inpaint" / "img0.prediction.png").exists()
@@ -124,10 +167,7 @@ def test_predict_and_evaluate_on_shipped_models_write_nothing_there(tmp_path):
         [f"img{i}.png" for i in range(5)] + [f"img{i}.prediction.png" for i in range(5)])
     assert Image.open(out / "superres" / "img0.png").size == (28, 28)  # 7x7 in, 4x out
 
-    lines = [line for line in done[2].stderr.splitlines() if line.strip()]
-    assert done[2].returncode == 2 and lines[-1].startswith("error: ") and "broken.png" in lines[-1]
-    assert "Traceback" not in done[2].stderr
-    assert "skipped 1 unreadable file(s)" in done[3].stderr and "broken.png" in done[3].stderr
+    assert "skipped 1 unreadable file(s)" in done["skip"].stderr and "broken.png" in done["skip"].stderr
     assert len(list((out / "skip").rglob("*.prediction.png"))) == 3
 
     npy = np.load(out / "npy" / "predictions.npz")
@@ -136,6 +176,7 @@ def test_predict_and_evaluate_on_shipped_models_write_nothing_there(tmp_path):
     np.testing.assert_allclose(npy["reprojection_px"], reprojection, rtol=1e-5)
     from_json = json.loads((out / "json" / "predictions.json").read_text())["poses"]
     np.testing.assert_allclose(np.array([p["joints"] for p in from_json]), npy["joints"][:2], atol=1e-4)
+    np.testing.assert_allclose(np.load(out / "npz" / "predictions.npz")["joints"], npy["joints"][:3], atol=1e-4)
 
     depth = np.asarray(Image.open(out / "sfm" / "depth" / "000000.png"))
     metres = np.load(out / "sfm" / "depth" / "000000.npy")
@@ -145,14 +186,17 @@ def test_predict_and_evaluate_on_shipped_models_write_nothing_there(tmp_path):
     trajectory = np.loadtxt(out / "sfm" / "trajectory.txt")
     assert len(motion) == 3 and trajectory.shape == (4, 12)
     np.testing.assert_allclose(trajectory[0], np.eye(4)[:3].reshape(-1), atol=1e-9)
+    pair = json.loads((out / "sfm-pair" / "motion.json").read_text())["pairs"]  # two frame files: one pair
+    assert len(pair) == 1 and sorted(p.name for p in (out / "sfm-pair" / "depth").iterdir()) == ["000002.npy", "000002.png"]
+    np.testing.assert_allclose(pair[0]["translation"], motion[2]["translation"], atol=1e-5)
+    np.testing.assert_allclose(np.load(out / "sfm-pair" / "depth" / "000002.npy"),
+                               np.load(out / "sfm" / "depth" / "000002.npy"), atol=1e-4)
 
-    for name in ("pose3d-forward2d3d", "pose3d-aign"):  # the shipped metrics, reproduced
+    for name in ("pose3d-forward2d3d", "pose3d-aign", "inpaint-mnist", "ablation-renderer", "superres-mnist-bias8",
+                 "sfm-pretrain"):  # the shipped metrics, reproduced (one model or two of each task)
         shipped = json.loads(open(os.path.join(models.path(name), "metrics.json")).read())["metrics"]
-        measured = json.loads((out / "metrics" / name / "metrics.json").read_text())["metrics"]
-        assert measured.keys() == shipped.keys()
-        for key, value in shipped.items():
-            assert measured[key] == pytest.approx(value, rel=METRICS_RTOL), (name, key)
-    assert "nothing is written to it" in done[8].stderr
+        assert_reproduces(json.loads((out / "metrics" / name / "metrics.json").read_text())["metrics"], shipped, name)
+    assert "nothing is written to it" in done["evaluate-no-out"].stderr
 
     for name, metric in (("adapt-pose", "reprojection_px"), ("adapt-sfm", "photometric_l1"),  # before / after
                          ("adapt-superres", "prediction_consistency_psnr_db")):
@@ -162,8 +206,8 @@ def test_predict_and_evaluate_on_shipped_models_write_nothing_there(tmp_path):
     assert len(list((out / "adapt-sfm" / "depth").glob("*.png"))) == 3 and (out / "adapt-sfm" / "trajectory.txt").exists()
     assert Image.open(out / "adapt-superres" / "sub" / "img1.png").size == (28, 28)
     assert json.loads((out / "adapt-superres" / "config.json").read_text())["beta"] == 0.0  # --no_prior
-    assert "no classifier metrics" in done[12].stdout
+    assert "no classifier metrics" in done["adapt-superres"].stdout
     tuned = json.loads((out / "tuned" / "runs.jsonl").read_text().splitlines()[0])
     assert tuned["init_from"] == os.path.realpath(models.path("inpaint-mnist"))
-    assert "generator initialised from" in done[11].stdout
+    assert "generator initialised from" in done["tuned"].stdout
     assert shipped_state() == before

@@ -31,14 +31,16 @@ def test_train_resume_and_evaluate_on_frames_and_kitti(tmp_path):
     write_frames_folder(tmp_path / "frames", count=4)
     write_kitti_raw(tmp_path / "kitti", frames=4)
 
-    def train_evaluate(dataset, model, steps):
+    def train_evaluate(dataset, model, steps, *more):
         model_dir = tmp_path / f"run-{dataset}"
         trained = [*TINY, f"--model_dir={model_dir}", f"--dataset={dataset}", f"--data_dir={tmp_path / dataset}",
                    f"--model={model}"]
-        return [("train", [f"--steps={step}", *trained]) for step in steps] + [
-            ("evaluate", ["--task=sfm", f"--model_dir={model_dir}"])]
+        return [("train", [f"--steps={step}", *trained, *more]) for step in steps] + [
+            ("evaluate", ["--task=sfm", f"--model_dir={model_dir}", *(["--out", str(tmp_path / "out")] if more else [])])]
 
-    chains = {"frames": train_evaluate("frames", "ign", (2, 3)), "kitti": train_evaluate("kitti", "aign", (2, 3))}
+    # frames: the driving world's streams in towns 1 and 4, and evaluate's files in --out, not in the model dir
+    chains = {"frames": train_evaluate("frames", "ign", (2, 3), "--train_towns=1,4"),
+              "kitti": train_evaluate("kitti", "aign", (2, 3))}
     with concurrent.futures.ThreadPoolExecutor(len(chains)) as pool:
         futures = {name: pool.submit(run_chain, chain, tmp_path / f"cache-{name}") for name, chain in chains.items()}
     results = {name: future.result() for name, future in futures.items()}
@@ -55,7 +57,11 @@ def test_train_resume_and_evaluate_on_frames_and_kitti(tmp_path):
         resume = results[name][1]
         assert f"resumed from {tmp_path / f'run-{name}' / 'checkpoints' / 'ckpt-2'} at step 2" in resume.stdout
 
-    frames_metrics = json.loads((tmp_path / "run-frames" / "metrics.json").read_text())["metrics"]
+    assert not (tmp_path / "run-frames" / "metrics.json").exists()
+    assert json.loads((tmp_path / "run-frames" / "config.json").read_text())["options"]["train_towns"] == "1,4"
+    assert sorted(os.listdir(tmp_path / "cache-frames" / "tfds" / "driving_world")) == [
+        "32x64_f3_s0_t0_m1_e0_w1-4", "32x64_f3_s0_t1_m0_e0_w1-4"]
+    frames_metrics = json.loads((tmp_path / "out" / "run-frames" / "metrics.json").read_text())["metrics"]
     assert set(frames_metrics) == {"photometric_l1", "in_view", "examples"} and frames_metrics["examples"] == 3
     assert "evaluate reports the photometric error only" in results["frames"][-1].stdout
     kitti_metrics = json.loads((tmp_path / "run-kitti" / "metrics.json").read_text())["metrics"]
