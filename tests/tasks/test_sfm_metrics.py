@@ -21,6 +21,13 @@ def test_camera_errors_match_hand_computation():
     np.testing.assert_allclose(got["trl_ang_err"], [0.0, np.arccos(cos)], atol=1e-7)
 
 
+def test_photometric_error_averages_over_the_pixels_in_view():
+    rendered = np.zeros((2, 1, 2, 3))
+    observed = np.array([[[[0.3, 0.3, 0.3], [0.9, 0.0, 0.0]]], [[[0.1, 0.2, 0.3], [1.0, 1.0, 1.0]]]])
+    valid = np.array([[[[1.0], [0.0]]], [[[0.0], [0.0]]]])  # the second pair has no pixel in view
+    np.testing.assert_allclose(metrics.photometric_error(rendered, observed, valid), [0.3, 0.0])
+
+
 def test_depth_errors_ignore_pixels_past_max_depth():
     true = np.array([2.0, 4.0, 10.0, 500.0]).reshape(1, 2, 2, 1)
     pred = np.array([1.0, 4.0, 20.0, 1.0]).reshape(1, 2, 2, 1)

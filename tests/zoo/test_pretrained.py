@@ -29,7 +29,7 @@ BASELINE_RTOL = 1e-2
 
 
 def assert_reproduces(measured: dict, shipped: dict, name: str) -> None:
-    assert measured.keys() == shipped.keys(), name
+    assert measured.keys() >= shipped.keys(), name  # metrics added since the release are not compared
     for key, value in shipped.items():
         if key.endswith(("accuracy", "bias_share")):
             tolerance = {"abs": JUDGE_ATOL}

@@ -278,8 +278,10 @@ class SfmTask(Task):
     @functools.cached_property
     def model_free_metrics(self) -> dict[str, np.ndarray]:
         """Per test pair: the geometric baseline on Farneback's flow (needs the true motion), the error of
-        Farneback's flow and the geometric baseline on the exact flow (need the true depth too). They do not
-        depend on the model, so the evaluations during training reuse them."""
+        Farneback's flow, the geometric baseline on the exact flow and the photometric error of the renderer
+        on the true depth and motion, `photometric_l1_truth`, the score that the reconstruction loss gives
+        the truth (need the true depth too). They do not depend on the model, so the evaluations during
+        training reuse them."""
         arrays, (depth, motion) = self.pairs("test"), self.test_truth
         if not motion:
             return {}
@@ -290,6 +292,11 @@ class SfmTask(Task):
             exact = exact_flow(arrays, self.intrinsics).numpy()
             result["farneback_flow_epe_px"] = np.linalg.norm(farneback - exact, axis=-1).mean((1, 2))
             result.update(self._geometric_errors(exact, *truth, "geometric_exact_flow/"))
+            rendered, valid = warp.warp(arrays["image2"].astype(np.float32) / 255.0, arrays["depth1"], *truth,
+                                        tf.constant(self.intrinsics.focal, tf.float32),
+                                        tf.constant(self.intrinsics.principal_point, tf.float32))
+            result["photometric_l1_truth"] = metrics.photometric_error(
+                rendered.numpy(), arrays["image1"].astype(np.float32) / 255.0, valid.numpy())
         return {**result, **self._geometric_errors(farneback, *truth, "geometric_farneback/")}
 
     def evaluate(self, model: networks.SfmAIGN) -> dict[str, float]:
@@ -304,8 +311,8 @@ class SfmTask(Task):
             predictions = model(batch["inputs"], training=False)
             rendered, valid = model.render(predictions, batch["inputs"])
             targets = {k: v.numpy() for k, v in batch.get("targets", {}).items()}
-            photometric = np.abs(rendered.numpy() - batch["observed"].numpy()) * valid.numpy()
-            values = {"photometric_l1": photometric.sum((1, 2, 3)) / np.maximum(valid.numpy().sum((1, 2, 3)) * 3, 1),
+            values = {"photometric_l1": metrics.photometric_error(rendered.numpy(), batch["observed"].numpy(),
+                                                                  valid.numpy()),
                       "in_view": valid.numpy().mean((1, 2, 3))}
             if "motion" in targets:
                 true_rotation, true_translation = targets["motion"][:, :9].reshape(-1, 3, 3), targets["motion"][:, 9:]

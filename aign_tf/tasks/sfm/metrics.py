@@ -38,6 +38,12 @@ def camera_errors(rotation: np.ndarray, translation: np.ndarray, true_rotation: 
     }
 
 
+def photometric_error(rendered: np.ndarray, observed: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Per pair: the mean absolute difference of rendered and observed [N, H, W, 3] over the pixels that
+    stay in view (valid [N, H, W, 1]), the photometric error of eq. 3 as the models are scored."""
+    return (np.abs(rendered - observed) * valid).sum((1, 2, 3)) / np.maximum(valid.sum((1, 2, 3)) * 3, 1)
+
+
 def depth_errors(depth: np.ndarray, true_depth: np.ndarray, max_depth: float = MAX_DEPTH) -> dict[str, np.ndarray]:
     """depth, true_depth [N, H, W, 1] metres -> {metric: [N]} over pixels with 0 < true depth <= max_depth."""
     valid = (true_depth > 0) & (true_depth <= max_depth)
