@@ -1,5 +1,5 @@
 """pose3d on the user's BVH motion capture (--dataset=bvh) and with more training motion
-(--extra_clips=climbing or a BVH folder): which clips train and test, and train / resume / evaluate
+(--extra_clips=climbing or a BVH folder): which clips train and test, and train / evaluate
 from the command line, on BVH files written by the tests (tests/testing.py: DeepMimic clips as BVH)."""
 import json
 
@@ -58,15 +58,12 @@ def _cli(module, *args):
     return zoo_process(module, "pose3d", *args)
 
 
-def test_train_resume_and_evaluate_from_the_command_line(directory, tmp_path):
+def test_train_and_evaluate_from_the_command_line(directory, tmp_path):
     model_dir = str(tmp_path / "pose-bvh")
     flags = [f"--data_dir={directory}", f"--model_dir={model_dir}", "--dataset=bvh", "--batch_size=8", "--width=4",
              "--components=10", "--generator=mlp", "--train_cameras=1", "--extra_clips=climbing"]
-    first = _cli("train", *flags, "--steps=2")
+    first = _cli("train", *flags, "--steps=3")
     assert first.wait(timeout=300) == 0, first.stderr.read()[-3000:]
-    resumed = _cli("train", *flags, "--steps=3")
-    out, err = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0 and "resumed from" in out + err, err[-3000:]
     options = json.loads(open(f"{model_dir}/config.json").read())["options"]
     assert options["dataset"] == "bvh" and options["extra_clips"] == "climbing"
     measured = _cli("evaluate", f"--model_dir={model_dir}")

@@ -1,5 +1,5 @@
 """pose3d on Human3.6M (--dataset=h36m): the 17-joint skeleton, the paper's protocol, the real views, the
-per-action table, and train / resume / evaluate from the command line, on a VideoPose3D data directory
+per-action table, and train / evaluate from the command line, on a VideoPose3D data directory
 written by the tests (tests/testing.py: DeepMimic frames in the Human3.6M world, 2D projected there)."""
 import json
 
@@ -134,18 +134,18 @@ def test_action_table_has_the_papers_layout():
     assert evaluate.group_tables({"aign": {"mpjpe_mm": 1.0}}) == ""
 
 
-# ---- from the command line: train, resume, evaluate; a missing 2D file ----
+# ---- from the command line: train, evaluate; a missing 2D file ----
 
 def _cli(module, *args):
     return zoo_process(module, "pose3d", *args)
 
 
-def test_train_resume_and_evaluate_from_the_command_line(directory, tmp_path):
+def test_train_and_evaluate_from_the_command_line(directory, tmp_path):
     model_dir = str(tmp_path / "pose-h36m")
     flags = [f"--data_dir={directory}", f"--model_dir={model_dir}", "--dataset=h36m", "--batch_size=8", "--width=4",
              "--components=10", "--generator=mlp", "--train_cameras=1"]
     only_gt = write_h36m_dir(tmp_path / "only-gt", kinds=("gt",))
-    first = _cli("train", *flags, "--steps=2")
+    first = _cli("train", *flags, "--steps=4")
     missing = _cli("train", f"--data_dir={only_gt}", "--dataset=h36m", "--keypoints_2d=cpn", "--steps=1",
                    f"--model_dir={tmp_path / 'cpn'}")
     out, err = missing.communicate(timeout=300)
@@ -153,9 +153,6 @@ def test_train_resume_and_evaluate_from_the_command_line(directory, tmp_path):
     assert missing.returncode == 2 and lines[-1].startswith("error: ") and "Traceback" not in err, err[-2000:]
     assert str(tmp_path / "only-gt" / h36m.FILES_2D["cpn"]) in lines[-1]
     assert first.wait(timeout=300) == 0, first.stderr.read()[-3000:]
-    resumed = _cli("train", *flags, "--steps=4")
-    out, err = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0 and "resumed from" in out + err, err[-3000:]
     assert json.loads(open(f"{model_dir}/config.json").read())["options"]["dataset"] == "h36m"
     measured = _cli("evaluate", f"--model_dir={model_dir}")
     out, err = measured.communicate(timeout=300)
