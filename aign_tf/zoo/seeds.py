@@ -1,11 +1,11 @@
 """Means and spreads over seeds: the numbers that a model card discusses.
 
     python -m aign_tf.zoo.seeds --metrics=trl_err,rot_err,depth_l1_log \\
-        --rows="Pretrain=runs/pre-s0,runs/pre-s1,runs/pre-s2" \\
-        --rows="Geometric baseline=geometric/@runs/pre-s0,runs/pre-s1,runs/pre-s2" \\
+        --row="Pretrain=runs/pre-s0,runs/pre-s1,runs/pre-s2" \\
+        --row="Geometric baseline=geometric/@runs/pre-s0,runs/pre-s1,runs/pre-s2" \\
         --ratio="Pret.+SelfSup/Pretrain" [--out=zoo/sfm-shift-seeds.json]
 
-Each `--rows` is LABEL=DIRS: the model dirs (or `evaluate --out` folders) of one model trained with
+Each `--row` is LABEL=DIRS: the model dirs (or `evaluate --out` folders) of one model trained with
 several seeds, comma-separated, whose metrics.json `python -m aign_tf.zoo.evaluate` wrote; LABEL=PREFIX@DIRS
 reads the metrics PREFIX + METRIC instead (e.g. an evaluation's geometric/ baseline). Prints a Markdown
 table, a row per label, a column per metric: the mean ± the sample standard deviation over the dirs
@@ -26,7 +26,7 @@ from aign_tf import files
 from aign_tf.errors import UserError
 from aign_tf.zoo import cli
 
-flags.DEFINE_multi_string("rows", [], "LABEL=DIR1,DIR2,... or LABEL=PREFIX@DIR1,DIR2,...: one model's evaluated "
+flags.DEFINE_multi_string("row", [], "LABEL=DIR1,DIR2,... or LABEL=PREFIX@DIR1,DIR2,...: one model's evaluated "
                           "seeds (repeat the flag for more rows).")
 flags.DEFINE_string("metrics", None, "The metrics (columns), comma-separated.")
 flags.DEFINE_multi_string("ratio", [], "A/B: row A over row B per seed, for every metric.")
@@ -35,12 +35,12 @@ FLAGS = flags.FLAGS
 
 
 def parse_row(text: str) -> tuple[str, str, list[str]]:
-    """(label, metric prefix, dirs) of one --rows value."""
+    """(label, metric prefix, dirs) of one --row value."""
     label, sep, rest = text.partition("=")
     prefix, _, dirs = rest.rpartition("@")
     dirs = [d for d in dirs.split(",") if d]
     if not sep or not label or not dirs:
-        raise UserError(f"--rows={text} is not LABEL=DIR1,DIR2,... (or LABEL=PREFIX@DIR1,DIR2,...)")
+        raise UserError(f"--row={text} is not LABEL=DIR1,DIR2,... (or LABEL=PREFIX@DIR1,DIR2,...)")
     return label, prefix, dirs
 
 
@@ -80,7 +80,7 @@ def aggregate(rows: list[tuple[str, str, list[str]]], metrics: list[str], ratios
     for ratio in ratios:
         top, sep, bottom = ratio.partition("/")
         if not sep or top not in table or bottom not in table:
-            raise UserError(f"--ratio={ratio} is not A/B with A and B labels of --rows ({', '.join(table)})")
+            raise UserError(f"--ratio={ratio} is not A/B with A and B labels of --row values ({', '.join(table)})")
         result["ratios"][ratio] = {}
         for m in metrics:
             if m in table[top] and m in table[bottom]:
@@ -104,9 +104,9 @@ def markdown(result: dict, metrics: list[str]) -> str:
 
 def main(argv: list[str]) -> None:
     metrics = [m for m in cli.require("metrics").split(",") if m]
-    if not FLAGS.rows:
-        raise UserError("give at least one --rows=LABEL=DIR1,DIR2,...")
-    result = aggregate([parse_row(text) for text in FLAGS.rows], metrics, FLAGS.ratio)
+    if not FLAGS.row:
+        raise UserError("give at least one --row=LABEL=DIR1,DIR2,...")
+    result = aggregate([parse_row(text) for text in FLAGS.row], metrics, FLAGS.ratio)
     print(markdown(result, metrics))
     if FLAGS.out:
         files.write_json(FLAGS.out, result)

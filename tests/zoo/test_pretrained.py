@@ -148,6 +148,10 @@ def test_predict_and_evaluate_on_shipped_models_write_nothing_there(tmp_path):
         "tuned": ("aign_tf.zoo.train", "--pretrained=inpaint-mnist", "--steps=2", f"--model_dir={out / 'tuned'}"),
         "adapt-superres": (adapt, "--pretrained=superres-mnist-bias8", f"--input={digits}",
                            f"--model_dir={out / 'adapt-superres'}", "--steps=2", "--no_prior"),
+        "adapt-inpaint": (adapt, "--pretrained=inpaint-mnist-bias8", f"--input={digits}",
+                          f"--model_dir={out / 'adapt-inpaint'}", "--steps=2"),
+        "adapt-ablation": (adapt, "--pretrained=ablation-learned", f"--input={digits}",
+                           f"--model_dir={out / 'adapt-ablation'}", "--steps=2", "--mask=bottom"),
     }
     done = dict(zip(commands, run_all(list(commands.values()), tmp_path / "cache")))
     failing = {"bad": "broken.png", "kp-bad": "has 14 joints per pose: expected 15",
@@ -199,12 +203,17 @@ def test_predict_and_evaluate_on_shipped_models_write_nothing_there(tmp_path):
     assert "nothing is written to it" in done["evaluate-no-out"].stderr
 
     for name, metric in (("adapt-pose", "reprojection_px"), ("adapt-sfm", "photometric_l1"),  # before / after
-                         ("adapt-superres", "prediction_consistency_psnr_db")):
+                         ("adapt-superres", "prediction_consistency_psnr_db"), ("adapt-inpaint", "render_mse_visible"),
+                         ("adapt-ablation", "render_mse_visible")):
         report = json.loads((out / name / "adaptation.json").read_text())
         assert report["steps"] == 2 and report["before"][metric] != report["after"][metric], name
     assert np.load(out / "adapt-pose" / "predictions.npz")["joints"].shape == (6, 15, 3)
     assert len(list((out / "adapt-sfm" / "depth").glob("*.png"))) == 3 and (out / "adapt-sfm" / "trajectory.txt").exists()
     assert Image.open(out / "adapt-superres" / "sub" / "img1.png").size == (28, 28)
+    for name in ("adapt-inpaint", "adapt-ablation"):  # completions and G(x) of every input
+        assert sorted(p.name for p in (out / name).rglob("img*.png")) == sorted(
+            [f"img{i}.png" for i in range(5)] + [f"img{i}.prediction.png" for i in range(5)]), name
+    assert json.loads((out / "adapt-ablation" / "config.json").read_text())["options"]["mask"] == "bottom"
     assert json.loads((out / "adapt-superres" / "config.json").read_text())["beta"] == 0.0  # --no_prior
     assert "no classifier metrics" in done["adapt-superres"].stdout
     tuned = json.loads((out / "tuned" / "runs.jsonl").read_text().splitlines()[0])

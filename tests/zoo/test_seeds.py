@@ -26,8 +26,8 @@ def test_rows_ratios_and_json_from_the_command_line(tmp_path):
     selfsup = write_runs(tmp_path, "self", {"trl_err": [0.3, 0.14, 0.2], "rot_err": [0.01, 0.02, 0.03]})
     out = tmp_path / "seeds.json"
     done = subprocess.run([sys.executable, "-m", "aign_tf.zoo.seeds", "--metrics=trl_err,rot_err",
-                           f"--rows=Pretrain={pretrain}", f"--rows=Pret.+SelfSup, AIGN={selfsup}",
-                           f"--rows=Geometric=geometric/@{pretrain}", "--ratio=Pret.+SelfSup, AIGN/Pretrain",
+                           f"--row=Pretrain={pretrain}", f"--row=Pret.+SelfSup, AIGN={selfsup}",
+                           f"--row=Geometric=geometric/@{pretrain}", "--ratio=Pret.+SelfSup, AIGN/Pretrain",
                            f"--out={out}"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
@@ -50,5 +50,5 @@ def test_bad_rows_are_one_line_errors(tmp_path):
         seeds.aggregate([("A", "", [str(tmp_path / "missing")])], ["x"], [])
     with pytest.raises(UserError, match="the rows have 2 and 1 seeds"):
         seeds.aggregate([("A", "", runs.split(",")), ("B", "", runs.split(",")[:1])], ["x"], ["A/B"])
-    with pytest.raises(UserError, match=r"--ratio=A/C is not A/B with A and B labels of --rows \(A\)"):
+    with pytest.raises(UserError, match=r"--ratio=A/C is not A/B with A and B labels of --row \(A\)"):
         seeds.aggregate([("A", "", runs.split(","))], ["x"], ["A/C"])
