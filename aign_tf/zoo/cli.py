@@ -31,6 +31,7 @@ flags.DEFINE_string("pretrained", None, "A trained model shipped with aign_tf, r
                     "(python -m aign_tf.zoo.models lists them; comma-separated for evaluate and compare); it "
                     "implies its --task.")
 flags.DEFINE_string("output", None, "What a command writes: compare's PNG file, predict's folder (made if needed).")
+flags.DEFINE_string("metrics", None, "Comma-separated metric names: curves' panels (one each), seeds' columns.")
 flags.DEFINE_string("out", None, "Where a command writes: benchmark's JSON file (default: none), curves' PNG "
                     "(default curves.png), export's base directory (OUT/TASK/VERSION), evaluate's OUT/NAME folder "
                     "per model (default: the model dir itself; shipped models only with --out).")

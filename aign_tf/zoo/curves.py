@@ -16,7 +16,6 @@ from aign_tf import files
 from aign_tf.errors import UserError
 from aign_tf.zoo import cli, rundir
 
-flags.DEFINE_string("metrics", None, "Comma-separated metric names to plot, one panel each.")
 flags.DEFINE_boolean("log_scale", False, "Logarithmic y axes (diverging curves).")
 
 FLAGS = flags.FLAGS

@@ -28,7 +28,6 @@ from aign_tf.zoo import cli
 
 flags.DEFINE_multi_string("row", [], "LABEL=DIR1,DIR2,... or LABEL=PREFIX@DIR1,DIR2,...: one model's evaluated "
                           "seeds (repeat the flag for more rows).")
-flags.DEFINE_string("metrics", None, "The metrics (columns), comma-separated.")
 flags.DEFINE_multi_string("ratio", [], "A/B: row A over row B per seed, for every metric.")
 
 FLAGS = flags.FLAGS
@@ -103,7 +102,7 @@ def markdown(result: dict, metrics: list[str]) -> str:
 
 
 def main(argv: list[str]) -> None:
-    metrics = [m for m in cli.require("metrics").split(",") if m]
+    metrics = cli.listed("metrics", "metric")
     if not FLAGS.row:
         raise UserError("give at least one --row=LABEL=DIR1,DIR2,...")
     result = aggregate([parse_row(text) for text in FLAGS.row], metrics, FLAGS.ratio)

@@ -50,5 +50,5 @@ def test_bad_rows_are_one_line_errors(tmp_path):
         seeds.aggregate([("A", "", [str(tmp_path / "missing")])], ["x"], [])
     with pytest.raises(UserError, match="the rows have 2 and 1 seeds"):
         seeds.aggregate([("A", "", runs.split(",")), ("B", "", runs.split(",")[:1])], ["x"], ["A/B"])
-    with pytest.raises(UserError, match=r"--ratio=A/C is not A/B with A and B labels of --row \(A\)"):
+    with pytest.raises(UserError, match=r"--ratio=A/C is not A/B with A and B labels of --row values \(A\)"):
         seeds.aggregate([("A", "", runs.split(","))], ["x"], ["A/C"])
