@@ -1,4 +1,4 @@
-"""The commands on the user's own images, end to end, on files written here: train, resume and evaluate
+"""The commands on the user's own images, end to end, on files written here: train and evaluate
 with --dataset=folder (class subfolders and --bias) and --dataset=orl (an ORL-layout folder of PGM
 photos with an identity --bias), and a folder with damaged files met while training (one line, exit 2).
 The three command chains run at once, to share the machine while each imports TensorFlow. (A flat
@@ -29,7 +29,7 @@ def run_chain(commands):
     return done
 
 
-def test_train_resume_and_evaluate_on_folders_and_orl(tmp_path):
+def test_train_and_evaluate_on_folders_and_orl(tmp_path):
     classes, orl, damaged = (tmp_path / name for name in ("classes", "orl", "damaged"))
     write_image_folder(classes, {"cat": 10, "dog": 10, "owl": 10}, size=(20, 24))  # fitted to 16x16
     write_orl(orl, people=(1, 2, 3), size=(16, 12))
@@ -39,17 +39,16 @@ def test_train_resume_and_evaluate_on_folders_and_orl(tmp_path):
             raw = open(path, "rb").read()
             open(path, "wb").write(raw[:len(raw) // 2])
 
-    def train_resume_evaluate(task, model_dir, *options):
+    def train_evaluate(task, model_dir, *options):  # (resuming: tests/zoo/test_cli.py, test_resume.py)
         trained = [*TINY, f"--model_dir={model_dir}", *options]
-        return [command("train", f"--task={task}", "--steps=2", *trained),
-                command("train", f"--task={task}", "--steps=3", *trained),
+        return [command("train", f"--task={task}", "--steps=3", *trained),
                 command("evaluate", f"--task={task}", f"--model_dir={model_dir}")]
 
     chains = {
-        "folder": train_resume_evaluate("inpaint", tmp_path / "inpaint", "--dataset=folder", f"--data_dir={classes}",
-                                        "--bias=dog", "--image_size=16", "--mask=mouth"),
-        "orl": train_resume_evaluate("superres", tmp_path / "superres", "--dataset=orl", f"--data_dir={orl}",
-                                     "--bias=2", "--image_size=16x12", "--blocks=1"),
+        "folder": train_evaluate("inpaint", tmp_path / "inpaint", "--dataset=folder", f"--data_dir={classes}",
+                                 "--bias=dog", "--image_size=16", "--mask=mouth"),
+        "orl": train_evaluate("superres", tmp_path / "superres", "--dataset=orl", f"--data_dir={orl}",
+                              "--bias=2", "--image_size=16x12", "--blocks=1"),
         "damaged": [command("train", "--task=inpaint", "--steps=2", *TINY, f"--model_dir={tmp_path / 'bad-run'}",
                             "--dataset=folder", f"--data_dir={damaged}", "--image_size=8")],
     }
@@ -59,17 +58,16 @@ def test_train_resume_and_evaluate_on_folders_and_orl(tmp_path):
     for name in ("folder", "orl"):
         for done in results[name]:
             assert done.returncode == 0, f"{name}: {done.args[2:4]}\n{done.stderr[-3000:]}"
-    folder_train, folder_resume, folder_eval = results["folder"]
+    folder_train, folder_eval = results["folder"]
     assert f"folder {classes}: 30 images, 3 classes, read as 16x16x1" in folder_train.stdout
     assert "starting from scratch" in folder_train.stdout
-    assert f"resumed from {tmp_path / 'inpaint' / 'checkpoints' / 'ckpt-2'} at step 2" in folder_resume.stdout
     assert "inpaint at step 3" in folder_eval.stdout
     metrics = json.loads((tmp_path / "inpaint" / "metrics.json").read_text())["metrics"]
     assert metrics["examples"] == 3 and {"completion_accuracy", "bias_share_completions"} <= set(metrics)
 
-    orl_train, orl_resume, orl_eval = results["orl"]
+    orl_train, orl_eval = results["orl"]
     assert f"orl {orl}: 30 images, 3 classes, read as 16x12x1; 10 inputs, 2 test, 10 memories" in orl_train.stdout
-    assert "resumed from" in orl_resume.stdout and "superres at step 3" in orl_eval.stdout
+    assert "superres at step 3" in orl_eval.stdout
     metrics = json.loads((tmp_path / "superres" / "metrics.json").read_text())["metrics"]
     assert metrics["memories"] == 10 and np.isfinite(metrics["prediction_bias_share"])
 

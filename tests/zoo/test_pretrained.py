@@ -46,12 +46,11 @@ def run(*args, env=None):
     return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=600, env=env)
 
 
-def run_all(commands, cache):
-    """Runs the commands at once (each imports TensorFlow) with the driving-world cache `cache`; their
-    CompletedProcesses, in order."""
-    env = {**os.environ, "AIGN_TF_CACHE": str(cache)}
+def run_all(commands):
+    """Runs the commands at once (each imports TensorFlow; they share the test session's cache, so the
+    judge classifier is trained once, not by every evaluation); their CompletedProcesses, in order."""
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
-        return list(pool.map(lambda args: run(*args, env=env), commands))
+        return list(pool.map(lambda args: run(*args), commands))
 
 
 def shipped_state():
@@ -153,7 +152,7 @@ def test_predict_and_evaluate_on_shipped_models_write_nothing_there(tmp_path):
         "adapt-ablation": (adapt, "--pretrained=ablation-learned", f"--input={digits}",
                            f"--model_dir={out / 'adapt-ablation'}", "--steps=2", "--mask=bottom"),
     }
-    done = dict(zip(commands, run_all(list(commands.values()), tmp_path / "cache")))
+    done = dict(zip(commands, run_all(list(commands.values()))))
     failing = {"bad": "broken.png", "kp-bad": "has 14 joints per pose: expected 15",
                "sfm-gone": "gone.png does not exist"}
     for name, command in commands.items():
