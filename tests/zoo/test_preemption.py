@@ -15,8 +15,11 @@ COMMON = ["--task=inpaint", "--batch_size=8", "--width=8", "--checkpoint_every=5
 
 
 def train(model_dir, *args, env=None):
+    """A training process in the foreground: SIGINT reaches it even where the test runner itself ignores
+    SIGINT (a background job of a non-interactive shell, whose children inherit SIG_IGN)."""
     return subprocess.Popen([sys.executable, "-m", "aign_tf.zoo.train", *COMMON, f"--model_dir={model_dir}", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for_steps(process, log, timeout=200):
