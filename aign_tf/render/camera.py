@@ -23,10 +23,9 @@ A + [any extra dimensions] + [3].
 """
 
 import tensorflow as tf
-from tensorflow_graphics.geometry.transformation import rotation_matrix_3d
-from tensorflow_graphics.rendering.camera import perspective
 
 from aign_tf.errors import UserError
+from aign_tf.render.tfg import perspective, rotation_matrix_3d
 
 
 def _check_last_dims(tensor: tf.Tensor, name: str, dims: tuple[int, ...]) -> None:
