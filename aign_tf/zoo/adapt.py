@@ -89,7 +89,7 @@ def main(argv: list[str]) -> None:
             measured["after"] = task.evaluate(model)
         else:
             model = before
-        count, skipped = predict.write_predictions(task, model, source, model_dir)
+        count, skipped = predict.write_predictions(task, model, source, model_dir, FLAGS.batch_size)
         files.write_json(os.path.join(model_dir, "adaptation.json"), {"from": from_dir, "input": source,
                                                                        "steps": steps, **measured})
     print(f"{count} predictions -> {model_dir}")

@@ -91,7 +91,7 @@ def save(path: str, pixels: np.ndarray) -> None:
     pictures.write_pixels(path, pixels)
 
 
-def predict_images(task, serve, source: str, output: str, skipped: Skipped) -> int:
+def predict_images(task, serve, source: str, output: str, skipped: Skipped, batch_size: int) -> int:
     """inpaint, decoder_ablation and superres (module docstring); returns the number of predictions."""
     spec = serve.function.input_signature[0]["image"]
     rows, cols, channels = spec.shape[1:]
@@ -99,7 +99,7 @@ def predict_images(task, serve, source: str, output: str, skipped: Skipped) -> i
     mask_kind = task.options.mask if hasattr(task.options, "mask") else None
     bar = keras.utils.Progbar(len(paths), unit_name="image") if len(paths) > 1 else None
     done = written = 0
-    for batch in batched(paths, FLAGS.batch_size):
+    for batch in batched(paths, batch_size):
         kept, pixels = read_images(batch, (rows, cols), channels, skipped)
         if kept:
             inputs = {"image": tf.constant(pixels)}
@@ -120,13 +120,13 @@ def predict_images(task, serve, source: str, output: str, skipped: Skipped) -> i
     return written
 
 
-def predict_pose(task, serve, source: str, output: str, skipped: Skipped) -> int:
+def predict_pose(task, serve, source: str, output: str, skipped: Skipped, batch_size: int) -> int:
     """pose3d (module docstring); returns the number of poses."""
     joints = serve.function.input_signature[0]["keypoints"].shape[1]
     keypoints = h36m.load_keypoints_2d(source, joints)
     size = np.full(2, task.options.image_size or data.IMAGE_SIZE, np.float32)  # a square image, --image_size wide
     results: dict[str, list] = {}
-    for batch in batched(list(range(len(keypoints))), FLAGS.batch_size):
+    for batch in batched(list(range(len(keypoints))), batch_size):
         outputs = serve.function({"keypoints": tf.constant(keypoints[batch]),
                                   "image_size": tf.constant(np.tile(size, (len(batch), 1)))})
         for name, value in outputs.items():
@@ -154,7 +154,7 @@ def frame_inputs(path: str) -> list[str]:
     return paths
 
 
-def predict_frames(task, serve, source: str, output: str, skipped: Skipped) -> int:
+def predict_frames(task, serve, source: str, output: str, skipped: Skipped, batch_size: int) -> int:
     """sfm (module docstring): every pair of consecutive readable frames; returns the number of pairs."""
     rows, cols = serve.function.input_signature[0]["image1"].shape[1:3]
     paths, pixels = frame_inputs(source), {}
@@ -169,7 +169,7 @@ def predict_frames(task, serve, source: str, output: str, skipped: Skipped) -> i
     os.makedirs(os.path.join(output, "depth"), exist_ok=True)
     world_to_camera, motions = [np.eye(4)], []
     bar = keras.utils.Progbar(len(pairs), unit_name="pair") if len(pairs) > 1 else None
-    for batch in batched(pairs, FLAGS.batch_size):
+    for batch in batched(pairs, batch_size):
         inputs = {"image1": np.stack([pixels[k] for k in batch]), "image2": np.stack([pixels[k + 1] for k in batch])}
         outputs = {name: value.numpy() for name, value in serve.function(inputs).items()}
         for i, k in enumerate(batch):
@@ -194,13 +194,13 @@ def predict_frames(task, serve, source: str, output: str, skipped: Skipped) -> i
     return len(pairs)
 
 
-def write_predictions(task, model, source: str, output: str) -> tuple[int, list[str]]:
-    """The predictions of `model` on the files of `source` (module docstring), written below `output`:
-    (how many, the skipped files with why)."""
+def write_predictions(task, model, source: str, output: str, batch_size: int) -> tuple[int, list[str]]:
+    """The predictions of `model` on the files of `source` (module docstring), written below `output`,
+    `batch_size` inputs at a time: (how many, the skipped files with why)."""
     serve = task.serving(model)["serving_default"]
     skipped = Skipped()
     writer = {"pose3d": predict_pose, "sfm": predict_frames}.get(task.name, predict_images)
-    return writer(task, serve, source, output, skipped), skipped
+    return writer(task, serve, source, output, skipped, batch_size), skipped
 
 
 def main(argv: list[str]) -> None:
@@ -211,7 +211,7 @@ def main(argv: list[str]) -> None:
         raise UserError("--batch_size must be positive")
     task = task_class(rundir.trained_config(task_class, model_dir).replace(**cli.overrides(task_class.Options)))
     model, step = rundir.load_generator(task, model_dir)
-    count, skipped = write_predictions(task, model, source, output)
+    count, skipped = write_predictions(task, model, source, output, FLAGS.batch_size)
     print(f"{task.name} (step {step} of {model_dir}): {count} prediction(s) -> {output}")
     if skipped:
         print(f"skipped {len(skipped)} unreadable file(s):\n  " + "\n  ".join(skipped), file=sys.stderr)

@@ -2,12 +2,9 @@
 define the same flag; every option of every task is a flag of that task only."""
 import importlib
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -61,45 +58,6 @@ def test_user_mistakes_exit_2_with_one_line(tmp_path):
     for name, (process, expected) in cases.items():
         assert_user_error(process, expected)
     assert json.loads((other / "config.json").read_text())["task"] == "pose3d"  # untouched
-
-
-def test_resume_after_killed_run_continues_to_steps(tmp_path):
-    model_dir = tmp_path / "run"
-    checkpoints = model_dir / "checkpoints"
-    common = ["--task=inpaint", f"--model_dir={model_dir}", *TINY[1:]]
-    first = cli("train", *common, "--steps=1000")
-    deadline = time.time() + 200
-    while time.time() < deadline and not (checkpoints.exists() and any(p.name.endswith(".index")
-                                                                       for p in checkpoints.iterdir())):
-        time.sleep(0.1)
-    first.send_signal(signal.SIGKILL)  # somewhere after its first checkpoint
-    first.communicate()
-    saved = sorted(int(p.name[len("ckpt-"):-len(".index")]) for p in checkpoints.glob("ckpt-*.index"))
-    assert saved, "the first run never wrote a checkpoint"
-    target = saved[-1] + 4
-    args = [*common, f"--steps={target}"]
-    again = cli("train", *args)
-    out, err = again.communicate(timeout=240)
-    assert again.returncode == 0, err[-3000:]
-    assert f"resumed from {checkpoints / f'ckpt-{saved[-1]}'} at step {saved[-1]}" in out, out
-    assert f"ckpt-{target}" in open(checkpoints / "checkpoint").read()
-    assert os.path.exists(model_dir / "samples" / "latest.png")
-    assert any(p.name.startswith("events.out.tfevents") for p in (model_dir / "train").iterdir())
-    # The same command once more has nothing left to do.
-    done = cli("train", *args)
-    out, err = done.communicate(timeout=240)
-    assert done.returncode == 0 and f"at step {target}" in out, err[-2000:]
-    config = (model_dir / "config.json").read_bytes()
-    changed = cli("train", *args, "--beta=0.5", "--mask=bottom")  # options of another run: refused, nothing written
-    evaluation = cli("evaluate", "--task=inpaint", f"--model_dir={model_dir}")
-    assert_user_error(changed, "(beta: 0.02 -> 0.5; mask: 'center' -> 'bottom'); only steps and learning_rate")
-    assert (model_dir / "config.json").read_bytes() == config
-    out, err = evaluation.communicate(timeout=240)
-    assert evaluation.returncode == 0, err[-2000:]
-    assert f"inpaint at step {target}" in out and "hidden_mse" in out
-    metrics = json.loads((model_dir / "metrics.json").read_text())
-    assert metrics["step"] == target and set(metrics["metrics"]) >= {"hidden_mse", "completion_accuracy"}
-    assert (model_dir / "evaluation.png").exists()
 
 
 # Runs cli.run as train.py does, with a main that prints the configuration instead of training.

@@ -65,6 +65,8 @@ def test_sigterm_saves_at_the_step_in_flight_and_the_same_command_resumes(tmp_pa
     assert again.returncode == 0, err[-3000:]
     assert f"resumed from {saved} at step {step}" in out, out
     assert checkpoints(tmp_path) == [step, step + 3]
+    assert (tmp_path / "samples" / "latest.png").exists()  # the last step's picture, and TensorBoard's logs
+    assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "train").iterdir())
 
 
 def test_sigint_saves_and_exits_130_without_traceback(tmp_path):
