@@ -7,6 +7,7 @@ hence the same update, on one device or several.
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 
 
 def initializer(seed: int | None = None) -> keras.initializers.Initializer:
@@ -37,14 +38,61 @@ def residual_block(x, filters: int):
     return keras.layers.Add()([x, y])
 
 
-def image_critic(input_shape: tuple[int, int, int], filters: tuple[int, ...], name: str) -> keras.Model:
-    """Strided conv layers with leaky ReLU (batch norm after all but the first) and one FC score.
+class DiffAugment(keras.layers.Layer):
+    """Differentiable augmentation of the critic's images (Zhao et al. 2020, "Differentiable Augmentation
+    for Data-Efficient GAN Training"), while training only: per image, a shift by up to `shift` of each
+    side (integer pixels, zeros shifted in), a brightness offset in [-0.5, 0.5) and a contrast factor in
+    [0.5, 1.5) about the image's mean. Memories and predictions pass through it alike, so a critic cannot
+    win by memorising a small collection, and the generator's gradient flows through the same warp."""
+
+    def __init__(self, shift: float = 0.125, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.shift = shift
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=None):
+        if not training:
+            return images
+        shape = tf.shape(images)
+        batch, rows, cols = shape[0], images.shape[1], images.shape[2]
+        images = translated(images, self._offsets(batch, rows), self._offsets(batch, cols))
+        brightness = keras.random.uniform((batch, 1, 1, 1), -0.5, 0.5, seed=self.seed_generator)
+        contrast = keras.random.uniform((batch, 1, 1, 1), 0.5, 1.5, seed=self.seed_generator)
+        images = images + brightness
+        mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
+        return (images - mean) * contrast + mean
+
+    def _offsets(self, batch, size: int):
+        """[B] integer shifts in [-s, s], s = round(shift * size)."""
+        reach = int(self.shift * size + 0.5)
+        drawn = keras.random.uniform((batch,), -reach, reach + 1, seed=self.seed_generator)
+        return tf.cast(tf.floor(drawn), tf.int32)
+
+    def get_config(self):
+        return {**super().get_config(), "shift": self.shift}
+
+
+def translated(images, row_shift, col_shift):
+    """[B, H, W, C] images moved down by row_shift[b] and right by col_shift[b] pixels, zeros shifted in:
+    out[b, i, j] = images[b, i - row_shift[b], j - col_shift[b]] where that pixel exists, else 0."""
+    rows, cols = images.shape[1], images.shape[2]
+    padded = tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]])  # index 0 and H + 1: the zeros
+    source_rows = tf.clip_by_value(tf.range(rows)[None, :] - row_shift[:, None], -1, rows) + 1  # [B, H]
+    source_cols = tf.clip_by_value(tf.range(cols)[None, :] - col_shift[:, None], -1, cols) + 1  # [B, W]
+    gathered = tf.gather(padded, source_rows, axis=1, batch_dims=1)  # [B, H, W + 2, C]
+    return tf.gather(gathered, source_cols, axis=2, batch_dims=1)
+
+
+def image_critic(input_shape: tuple[int, int, int], filters: tuple[int, ...], name: str,
+                 augment: bool = False) -> keras.Model:
+    """Strided conv layers with leaky ReLU (batch norm after all but the first) and one FC score;
+    `augment`: `DiffAugment` first.
 
     Four layers (64, 128, 256, 512) for inpainting, five for super-resolution (supplementary Fig. 6).
     Layers after the image has shrunk to 4 pixels use stride 1.
     """
     image = keras.Input(input_shape, name="image")
-    x, size = image, min(input_shape[:2])
+    x, size = (DiffAugment()(image) if augment else image), min(input_shape[:2])
     for i, width in enumerate(filters):
         stride = 2 if size > 4 else 1
         size //= stride

@@ -66,5 +66,5 @@ class DecoderAblationTask(inpaint.InpaintTask):
     def build_model(self) -> AIGN:
         shape, hidden = self.data.image_shape, self.options.hidden
         learned = decoder(shape, hidden) if self.options.decoder == "learned" else None
-        return inpaint.InpaintAIGN(encoder(shape, hidden), {"image": inpaint.critic(shape, self.options.width)},
-                                   decoder=learned, **self.aign_weights())
+        critic = inpaint.critic(shape, self.options.width, self.options.critic_augment)
+        return inpaint.InpaintAIGN(encoder(shape, hidden), {"image": critic}, decoder=learned, **self.aign_weights())

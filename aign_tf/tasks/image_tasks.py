@@ -51,6 +51,11 @@ class ImageOptions(Options):
     inputs: str | None = option(None, "Your unlabelled images (a file or a folder), the training and held-out "
                                 "inputs in place of the collection's; the memories stay the collection's "
                                 "(test-time adaptation: python -m aign_tf.zoo.adapt --input).")
+    critic_augment: bool = option(False, "Differentiable augmentation (DiffAugment) of every image the critic "
+                                  "reads while training, memories and predictions alike: random shifts, "
+                                  "brightness and contrast; for small collections such as ORL, whose critic "
+                                  "otherwise memorises the memories (zoo/faces.md). Its random draws are not "
+                                  "checkpointed: a resumed run is not bit-identical to an uninterrupted one.")
 
     def __post_init__(self) -> None:
         if isinstance(self.image_size, int) and not isinstance(self.image_size, bool):  # configs before HxW

@@ -111,8 +111,9 @@ class InpaintAIGN(AIGN):
         return image_renderer.mask(predictions["image"], inputs["mask"]), inputs["mask"]
 
 
-def critic(image_shape: tuple[int, int, int], width: int) -> keras.Model:
-    return layers.image_critic(image_shape, (width, 2 * width, 4 * width, 8 * width), name="image_critic")
+def critic(image_shape: tuple[int, int, int], width: int, augment: bool = False) -> keras.Model:
+    return layers.image_critic(image_shape, (width, 2 * width, 4 * width, 8 * width), name="image_critic",
+                               augment=augment)
 
 
 class InpaintTask(image_tasks.ImageTask):
@@ -123,7 +124,8 @@ class InpaintTask(image_tasks.ImageTask):
 
     def build_model(self) -> AIGN:
         shape, width = self.data.image_shape, self.options.width
-        return InpaintAIGN(generator(shape, width), {"image": critic(shape, width)}, **self.aign_weights())
+        critics = {"image": critic(shape, width, self.options.critic_augment)}
+        return InpaintAIGN(generator(shape, width), critics, **self.aign_weights())
 
     def examples(self, images: tf.data.Dataset, seed: int) -> tf.data.Dataset:
         """Adds the mask, the masked input and the observation to each {"image", "label"} element."""

@@ -49,9 +49,10 @@ def generator(image_shape: tuple[int, int, int], width: int, blocks: int) -> ker
     return keras.Model({"image": low}, {"image": x}, name="superres_generator")
 
 
-def critic(image_shape: tuple[int, int, int], width: int) -> keras.Model:
+def critic(image_shape: tuple[int, int, int], width: int, augment: bool = False) -> keras.Model:
     half = width // 2
-    return layers.image_critic(image_shape, (half, width, 2 * width, 4 * width, 4 * width), name="image_critic")
+    return layers.image_critic(image_shape, (half, width, 2 * width, 4 * width, 4 * width), name="image_critic",
+                               augment=augment)
 
 
 class SuperresAIGN(AIGN):
@@ -81,8 +82,8 @@ class SuperresTask(image_tasks.ImageTask):
 
     def build_model(self) -> AIGN:
         shape, width = self.data.image_shape, self.options.width
-        return SuperresAIGN(generator(shape, width, self.options.blocks), {"image": critic(shape, width)},
-                            **self.aign_weights())
+        return SuperresAIGN(generator(shape, width, self.options.blocks),
+                            {"image": critic(shape, width, self.options.critic_augment)}, **self.aign_weights())
 
     def examples(self, images: tf.data.Dataset, seed: int) -> tf.data.Dataset:
         """{"image", "label"} -> the low-resolution input and observation, the image as target."""
