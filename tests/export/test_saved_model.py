@@ -93,10 +93,13 @@ def to_uint8(x):
 
 
 def assert_grey_levels_match(got, expected):
-    """uint8 outputs: rounding may flip a value that sits on a half grey level, nothing more."""
+    """uint8 outputs: rounding may flip a value that sits on a half grey level, nothing more. The tiny
+    untrained generators of these tests put out sigmoid(~0) ~ 0.5, i.e. 127.5, right on a rounding
+    boundary, so a few per cent of the pixels may flip (1.1 % of 2,352 in one CI run, with other
+    random weights); a real mismatch moves most pixels, or by more than one level."""
     assert got.dtype == np.uint8 and got.shape == expected.shape
     difference = np.abs(got.astype(int) - expected.astype(int))
-    assert difference.max() <= 1 and np.mean(difference == 0) > 0.99
+    assert difference.max() <= 1 and np.mean(difference == 0) > 0.95
 
 
 def numpy_pinhole(joints, focal_px, size):
