@@ -43,6 +43,7 @@ def test_diff_augment_is_the_identity_outside_training_and_random_per_image_in_t
     np.testing.assert_allclose(flat, np.broadcast_to(flat[:, :1, :1], flat.shape), atol=1e-6)
     assert flat.min() >= 0.0 and flat.max() < 1.0 and flat.std() > 0.2  # about uniform's 0.29
 
+
 def test_gradients_reach_the_pixels_the_critic_sees():
     images = tf.constant(np.random.default_rng(2).uniform(0.0, 1.0, (3, 6, 6, 1)).astype(np.float32))
     down, right = tf.constant([2, 0, -1], tf.int32), tf.constant([0, -3, 1], tf.int32)
@@ -54,6 +55,7 @@ def test_gradients_reach_the_pixels_the_critic_sees():
     for b in range(3):  # 1 where a pixel lands inside the image, 0 where it is shifted out
         seen = shifted_by_hand(shifted_by_hand(ones, down[b], right[b]), -down[b], -right[b])
         np.testing.assert_array_equal(gradient[b], seen)
+
 
 def test_the_critic_augments_only_when_asked():
     plain, augmented = (superres.critic((16, 12, 1), 8, augment=flag) for flag in (False, True))

@@ -39,7 +39,7 @@ def test_train_and_evaluate_on_folders_and_orl(tmp_path):
             raw = open(path, "rb").read()
             open(path, "wb").write(raw[:len(raw) // 2])
 
-    def train_evaluate(task, model_dir, *options):  # (resuming: tests/zoo/test_cli.py, test_resume.py)
+    def train_evaluate(task, model_dir, *options):  # (resuming: tests/zoo/test_resume.py, test_preemption.py)
         trained = [*TINY, f"--model_dir={model_dir}", *options]
         return [command("train", f"--task={task}", "--steps=3", *trained),
                 command("evaluate", f"--task={task}", f"--model_dir={model_dir}")]

@@ -45,8 +45,8 @@ def assert_reproduces(measured: dict, shipped: dict, name: str) -> None:
         assert measured[key] == pytest.approx(value, **tolerance), (name, key)
 
 
-def run(*args, env=None):
-    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=600, env=env)
+def run(*args):
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=600)
 
 
 def run_all(commands):
