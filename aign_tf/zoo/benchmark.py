@@ -6,13 +6,17 @@ Task flags (--width, --dataset, ...) apply as in training. --steps is the number
 Every loop runs `--warmup` untimed steps first (tracing included), then `--steps` timed steps that
 end with a sync (reading a variable). The numbers:
 
-    ours_examples_per_s     examples/s of the step `aign_tf.zoo.trainer.train` runs
+    step_examples_per_s     examples/s of the compiled step that `aign_tf.zoo.trainer.train` runs
                             (`trainer.make_train_step`: tf.function + strategy.run(model.train_step),
-                            default strategy), on the task's train dataset
+                            default strategy) on a few batches of the task's train dataset held in
+                            memory: the step's own cost
+    loop_examples_per_s     the same step fed by the task's real input pipeline (tf.data, read
+                            while the steps run): what training achieves
+    input_examples_per_s    the input pipeline alone, iterated without a step
     bare_examples_per_s     the same networks, renderer and loss functions in a plain tf.function
-                            GradientTape step with two Adam optimizers: no gating, no metric
-                            trackers, no distribution, no supervised term
-    overhead                bare_examples_per_s / ours_examples_per_s (1 = our loop costs nothing)
+                            GradientTape step with two Adam optimizers on the in-memory batches: no
+                            gating, no metric trackers, no distribution, no supervised term
+    overhead                bare_examples_per_s / step_examples_per_s (1 = our loop costs nothing)
     train_step_gflop        GFLOP in one train step as TensorFlow's profiler counts them on the traced
                             graph (convolutions and their gradients Conv2DBackpropInput/Filter,
                             matmuls, elementwise ops with a FLOPs stat), over the ops the runtime
@@ -21,7 +25,7 @@ end with a sync (reading a variable). The numbers:
                             Not counted either: ops without a FLOPs stat (activations and their
                             gradients, e.g. LeakyRelu, Sigmoid) and the bodies of `If` ops, i.e. the
                             gated optimizer updates; the output lists those op types.
-    train_step_gflop_per_s  train_step_gflop * our measured steps/s
+    train_step_gflop_per_s  train_step_gflop * the step's steps/s (in-memory batches)
     matmul_gflop_per_s      the machine's reference: a float32 2048x2048 tf.matmul (2 N^3 FLOPs),
                             best of 10 calls
     fraction_of_matmul      train_step_gflop_per_s / matmul_gflop_per_s
@@ -34,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import io
+import itertools
 import os
 import time
 
@@ -52,6 +57,7 @@ flags.DEFINE_integer("warmup", 5, "Untimed steps before timing (the first one tr
 
 FLAGS = flags.FLAGS
 DEFAULT_STEPS = 30
+HELD_BATCHES = 4  # the in-memory batches the step cycles over
 
 # Op types with a float output that only move data or keep book: they need no FLOPs stat.
 NO_ARITHMETIC = {"Const", "Placeholder", "Identity", "IdentityN", "ReadVariableOp", "Reshape", "Squeeze",
@@ -157,7 +163,23 @@ def matmul_gflop_per_s(n: int = 2048, repeats: int = 10) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def measure(task: Task, *, warmup: int = 5, steps: int = DEFAULT_STEPS,
+def in_memory(batches, count: int):
+    """An endless iterator cycling over the next `count` batches of `batches`, read once."""
+    held = [next(batches) for _ in range(count)]
+    return itertools.cycle(held)
+
+
+def time_input(batches, warmup: int, steps: int) -> float:
+    """Seconds to read `steps` batches of the input pipeline after `warmup` untimed ones."""
+    for _ in range(warmup):
+        next(batches)
+    start = time.perf_counter()
+    for _ in range(steps):
+        next(batches)
+    return time.perf_counter() - start
+
+
+def measure(task: Task, *, warmup: int = 5, steps: int = DEFAULT_STEPS, held_batches: int = HELD_BATCHES,
             matmul_size: int = 2048, matmul_repeats: int = 10) -> tuple[dict[str, float], list[str]]:
     """The numbers of the module docstring, and the op types whose FLOPs the profiler does not count."""
     if warmup < 1 or steps < 1:
@@ -167,26 +189,51 @@ def measure(task: Task, *, warmup: int = 5, steps: int = DEFAULT_STEPS,
         model, checkpoint = trainer.build(task)
     ours = trainer.make_train_step(model, strategy, checkpoint.step)
     dataset = task.train_batches()
-    batches = trainer.distributed_batches(dataset, strategy)
-    ours_s = time_steps(ours, batches, warmup, steps, sync=lambda: checkpoint.step.numpy())
-    flops_by_type, uncounted = count_flops(ours.get_concrete_function(next(batches)).graph)
+    sync = lambda: checkpoint.step.numpy()  # noqa: E731 - reading a variable waits for the step
+    held = in_memory(trainer.distributed_batches(dataset, strategy), held_batches)
+    step_s = time_steps(ours, held, warmup, steps, sync)
+    loop_s = time_steps(ours, trainer.distributed_batches(dataset, strategy), warmup, steps, sync)
+    input_s = time_input(trainer.distributed_batches(dataset, strategy), warmup, steps)
+    flops_by_type, uncounted = count_flops(ours.get_concrete_function(next(held)).graph)
 
     first_weight = model.generator.trainable_variables[0]
-    bare_s = time_steps(bare_step(model, task), iter(dataset), warmup, steps, sync=first_weight.numpy)
+    bare_s = time_steps(bare_step(model, task), in_memory(iter(dataset), held_batches), warmup, steps,
+                        sync=first_weight.numpy)
 
-    flops = sum(flops_by_type.values())
+    flops, examples = sum(flops_by_type.values()), steps * task.config.batch_size
     matmul = matmul_gflop_per_s(matmul_size, matmul_repeats)
     numbers = {
-        "ours_examples_per_s": steps * task.config.batch_size / ours_s,
-        "bare_examples_per_s": steps * task.config.batch_size / bare_s,
-        "overhead": ours_s / bare_s,
+        "step_examples_per_s": examples / step_s,
+        "loop_examples_per_s": examples / loop_s,
+        "input_examples_per_s": examples / input_s,
+        "bare_examples_per_s": examples / bare_s,
+        "overhead": step_s / bare_s,
         "train_step_gflop": flops / 1e9,
-        "train_step_gflop_per_s": flops * steps / ours_s / 1e9,
+        "train_step_gflop_per_s": flops * steps / step_s / 1e9,
         "matmul_gflop_per_s": matmul,
-        "fraction_of_matmul": flops * steps / ours_s / 1e9 / matmul,
+        "fraction_of_matmul": flops * steps / step_s / 1e9 / matmul,
         "peak_rss_mib": trainer.peak_rss_mib(),
     }
     return numbers, uncounted
+
+
+def device_description() -> str:
+    """The devices TensorFlow runs on, with the GPUs' and the CPU's model names."""
+    names = []
+    for device in tf.config.list_physical_devices():
+        details = tf.config.experimental.get_device_details(device) if device.device_type == "GPU" else {}
+        names.append(f"{device.name} ({details['device_name']})" if details.get("device_name") else device.name)
+    model = cpu_model()
+    return ", ".join(names) + (f"; CPU: {model}" if model else "")
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo ("" where there is none)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        return ""
 
 
 def main(argv: list[str]) -> None:
@@ -195,7 +242,7 @@ def main(argv: list[str]) -> None:
     steps = DEFAULT_STEPS if FLAGS.steps is None else FLAGS.steps
     overrides.pop("steps", None)  # --steps counts the timed steps here
     task = task_class(task_class.configure(**overrides))
-    devices = ", ".join(d.name for d in tf.config.list_logical_devices())
+    devices = device_description()
     numbers, uncounted = measure(task, warmup=FLAGS.warmup, steps=steps)
     print(f"{task.name}: global batch {task.config.batch_size}, {steps} timed steps after {FLAGS.warmup} warm-up; "
           f"{os.cpu_count()} CPU cores; devices {devices}")

@@ -57,8 +57,9 @@ def forward_flops(model, batch_size):
 def test_measure_inpaint_tiny():
     task = registry.get_task("inpaint", batch_size=8, width=8)
     numbers, uncounted = benchmark.measure(task, warmup=1, steps=3, matmul_size=256, matmul_repeats=3)
-    assert set(numbers) == {"ours_examples_per_s", "bare_examples_per_s", "overhead", "train_step_gflop",
-                            "train_step_gflop_per_s", "matmul_gflop_per_s", "fraction_of_matmul", "peak_rss_mib"}
+    assert set(numbers) == {"step_examples_per_s", "loop_examples_per_s", "input_examples_per_s",
+                            "bare_examples_per_s", "overhead", "train_step_gflop", "train_step_gflop_per_s",
+                            "matmul_gflop_per_s", "fraction_of_matmul", "peak_rss_mib"}
     assert all(math.isfinite(v) and v > 0 for v in numbers.values()), numbers
     assert "If" in uncounted  # the gated optimizer updates
     # Forward, input gradients and weight gradients each cost about one forward pass (measured: 3.06x).
@@ -82,3 +83,11 @@ def test_cli_unknown_task_exits_2_with_one_line():
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
     assert [line for line in lines if line.startswith("error:")] == [lines[-1]], result.stderr[-2000:]
     assert lines[-1] == "error: unknown task 'nope'; choose one of decoder_ablation, inpaint, pose3d, sfm, superres"
+
+
+def test_device_description_names_this_machines_devices():
+    described = benchmark.device_description()
+    assert "/physical_device:CPU:0" in described, described
+    with open("/proc/cpuinfo") as f:
+        model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    assert described.endswith(f"; CPU: {model}"), described
