@@ -62,6 +62,12 @@ def apply_gradients_if(optimizer: keras.optimizers.Optimizer, condition: tf.Tens
     tf.distribute.get_replica_context().merge_call(in_cross_replica, args=(condition, grads))
 
 
+def float32(tensors):
+    """`tensors` (a nest) cast to float32: the renderers, losses and metrics work in float32 when the
+    networks compute in mixed precision."""
+    return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32) if t.dtype.is_floating else t, tensors)
+
+
 def spread(x: tf.Tensor) -> tf.Tensor:
     """Per example: mean absolute difference from the (per-replica) batch mean, [B]. Predictions whose
     spread falls towards 0 while the memories' stays are a collapsed generator (one output for all)."""
@@ -79,6 +85,7 @@ class AIGN(keras.Model):
         # Every task's model keeps the name "aign": op names order some of grappler's float sums, so
         # another name gives other rounding, and a GAN run amplifies it.
         kwargs.setdefault("name", "aign")
+        kwargs.setdefault("autocast", False)  # the generator and critics cast their inputs to their own precision
         super().__init__(**kwargs)
         check_choice("reconstruction loss", reconstruction, losses.RECONSTRUCTION_ERRORS)
         self.gan = losses.gan_loss(gan_loss)
@@ -132,8 +139,8 @@ class AIGN(keras.Model):
         return list(self.trackers.values()) + list(self.update_trackers.values())
 
     def call(self, inputs, training: bool = False) -> dict:
-        """The generator's predictions {factor: tensor}."""
-        return self.generator(inputs, training=training)
+        """The generator's predictions {factor: tensor}, float32 whatever precision its layers compute in."""
+        return float32(self.generator(inputs, training=training))
 
     def render(self, predictions: dict, inputs: dict) -> tuple[tf.Tensor, tf.Tensor | None]:
         """P(G(x)): (rendered, valid), from the predictions and the generator's inputs. Every task implements it."""
@@ -154,8 +161,8 @@ class AIGN(keras.Model):
             threshold = self.gan.threshold
             for name in sorted(self.critics):
                 critic = self.critics[name]
-                real = critic(batch["memories"][name], training=training)
-                fake = critic(predictions[name], training=training)
+                real = float32(critic(batch["memories"][name], training=training))
+                fake = float32(critic(predictions[name], training=training))
                 g_adv.append(self.gan.generator(fake))
                 d_loss.append(self.gan.discriminator(real, fake))
                 acc_real.append(losses.per_example_mean(tf.cast(real > threshold, tf.float32)))

@@ -31,6 +31,16 @@ def conv(x, filters: int, *, kernel: int = 4, strides: int = 2, norm: bool = Tru
     return keras.layers.Activation(activation)(x) if activation else x
 
 
+class Float32Layer(keras.layers.Layer):
+    """Base of the parameter-free geometry inside the generators (heatmaps, skeleton and camera heads,
+    angle fields): it computes in float32 even where the layers around it compute in mixed precision
+    (`--precision`), its floating inputs cast to float32."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+
+
 def residual_block(x, filters: int):
     """x + BN(conv(ReLU(BN(conv(x))))), 3x3 convs at stride 1 (supplementary §2.3; He et al.)."""
     y = conv(x, filters, kernel=3, strides=1, activation="relu")

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from aign_tf.core import losses
 from aign_tf.errors import UserError, check_choice
 
+PRECISIONS = ("float32", "bfloat16")
 
 
 def option(default: Any, help: str, *, choices: tuple | None = None, minimum: float | None = None,
@@ -104,6 +105,10 @@ class Config(Options):
     supervised_weight: float = option(0.0, "Weight of the supervised term on paired targets "
                                       "(0 = the unpaired AIGN).", minimum=0)
     reconstruction_weight: float = option(1.0, "Weight of the reconstruction (render) loss.", minimum=0)
+    precision: str = option("float32", "Compute precision of training: float32, or bfloat16 (mixed precision: "
+                            "bfloat16 in the networks' layers, float32 weights, geometry, renderers and losses; "
+                            "for CPUs with AMX or AVX512-BF16, Ampere and later GPUs). Evaluation and export "
+                            "run float32.", choices=PRECISIONS)
     options: Options = dataclasses.field(default_factory=Options)
 
     RUN_FIELDS: ClassVar[tuple[str, ...]] = ()  # filled below: the names of the hyperparameters

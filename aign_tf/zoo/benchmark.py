@@ -47,6 +47,7 @@ from absl import flags
 
 from aign_tf import files
 from aign_tf.core import AIGN, losses
+from aign_tf.core.model import float32
 from aign_tf.errors import UserError
 from aign_tf.tasks.base import Task
 from aign_tf.tasks.options import Config
@@ -120,13 +121,13 @@ def bare_step(model: AIGN, task: Task):
     @tf.function
     def step(batch):
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-            predictions = model.generator(batch["inputs"], training=True)
+            predictions = model(batch["inputs"], training=True)
             rendered, valid = model.render(predictions, batch["inputs"])
             g_loss = losses.reconstruction_loss(rendered, batch["observed"], valid, model.reconstruction)
             d_loss = tf.zeros_like(g_loss)
             for name in sorted(model.critics):
-                real = model.critics[name](batch["memories"][name], training=True)
-                fake = model.critics[name](predictions[name], training=True)
+                real = float32(model.critics[name](batch["memories"][name], training=True))
+                fake = float32(model.critics[name](predictions[name], training=True))
                 g_loss += model.beta * model.gan.generator(fake)
                 d_loss += model.gan.discriminator(real, fake)
             g_loss, d_loss = tf.reduce_mean(g_loss), tf.reduce_mean(d_loss)

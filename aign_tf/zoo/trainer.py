@@ -7,6 +7,7 @@ the step, and resumes from the latest checkpoint when run again. What it writes 
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -149,10 +150,24 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     return resolver.task_type == "chief" or (not has_chief and resolver.task_type == "worker" and resolver.task_id == 0)
 
 
+@contextlib.contextmanager
+def precision_policy(precision: str):
+    """Keras layers built inside compute in `precision` ("float32", or "bfloat16": mixed, with float32
+    weights); the global policy is restored on exit."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32" if precision == "float32" else f"mixed_{precision}")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def build(task: Task) -> tuple[AIGN, tf.train.Checkpoint]:
-    """The compiled model and its training checkpoint (call inside the strategy scope)."""
+    """The compiled model and its training checkpoint (call inside the strategy scope), its networks
+    computing in the config's precision."""
     keras.utils.set_random_seed(task.config.seed)
-    model = task.build_model()
+    with precision_policy(task.config.precision):
+        model = task.build_model()
     g_optimizer, d_optimizer = task.optimizers()
     model.compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer if model.critics else None)
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")

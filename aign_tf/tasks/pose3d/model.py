@@ -27,7 +27,7 @@ FOCAL_SCALE = 650.0 / (data.IMAGE_SIZE / 2)  # typical focal length in normalise
 DISTANCE_SCALE = 5.0  # metres
 
 
-class BoxHeatmaps(keras.layers.Layer):
+class BoxHeatmaps(layers.Float32Layer):
     """[B, J, 2] keypoints -> ([B, S, S, J] Gaussian heatmaps of standard deviation `sigma` (heatmap
     pixels) in the keypoints' square bounding box, [B, 3] box centre and half-size in image coordinates)."""
 
@@ -51,7 +51,7 @@ class BoxHeatmaps(keras.layers.Layer):
         return heatmaps, tf.concat([centre, half], axis=-1)
 
 
-class SkeletonHead(keras.layers.Layer):
+class SkeletonHead(layers.Float32Layer):
     """Parameter-free: (alpha, angles) -> canonical skeleton S [B, J, 3] and camera-frame pose R S."""
 
     def __init__(self, basis: PoseBasis, **kwargs):
@@ -91,7 +91,7 @@ def generator(basis: PoseBasis, kind: str, width: int, heatmap_sigma: float) -> 
                        name="pose_generator")
 
 
-class ParameterVector(keras.layers.Layer):
+class ParameterVector(layers.Float32Layer):
     """(alpha, angles, focal) -> [alpha, sin angles, cos angles, log(f / typical f)]: what the
     supplementary's critic reads instead of the skeleton (`critic_input="params"`)."""
 
@@ -106,7 +106,7 @@ def parameter_vector(alpha: np.ndarray, angles: np.ndarray, focal_px: np.ndarray
     return np.concatenate([alpha, np.sin(angles), np.cos(angles), np.log(focal / FOCAL_SCALE)], -1).astype(np.float32)
 
 
-class CameraHead(keras.layers.Layer):
+class CameraHead(layers.Float32Layer):
     """[B, 4] raw outputs -> focal length [B, 1] (normalised units) and translation [B, 3] (metres)."""
 
     def call(self, raw):

@@ -38,7 +38,7 @@ UNET_WIDTHS = (1, 2, 4, 8)  # times the `width` option
 MAX_ANGLE = 0.5
 
 
-class AngleFields(keras.layers.Layer):
+class AngleFields(layers.Float32Layer):
     """flow [B, H, W, 2] -> [B, H, W, 2]: the flow's angle atan2(v, u) and the static angle field,
     each pixel's angle from the principal point (radians)."""
 
@@ -57,7 +57,7 @@ class AngleFields(keras.layers.Layer):
         return {**super().get_config(), "principal_point": self.principal_point}
 
 
-class MotionHead(keras.layers.Layer):
+class MotionHead(layers.Float32Layer):
     """[B, 6] raw outputs -> Euler angles [B, 3] = MAX_ANGLE tanh(raw), translation [B, 3],
     rotation [B, 3, 3] = Rx Ry Rz and motion [B, 12] = [R | T]."""
 
