@@ -109,6 +109,9 @@ class Config(Options):
                             "bfloat16 in the networks' layers, float32 weights, geometry, renderers and losses; "
                             "for CPUs with AMX or AVX512-BF16, Ampere and later GPUs). Evaluation and export "
                             "run float32.", choices=PRECISIONS)
+    jit_compile: bool = option(False, "Compile the train step with XLA (one replica only). On GPUs it fuses the "
+                               "step's many small ops; on CPUs oneDNN's convolutions are faster without it.",
+                               resumable=True)
     options: Options = dataclasses.field(default_factory=Options)
 
     RUN_FIELDS: ClassVar[tuple[str, ...]] = ()  # filled below: the names of the hyperparameters

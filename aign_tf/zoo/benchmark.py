@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import io
 import itertools
 import os
@@ -118,7 +119,7 @@ def bare_step(model: AIGN, task: Task):
     if d_vars:
         d_optimizer.build(d_vars)
 
-    @tf.function
+    @functools.partial(tf.function, jit_compile=task.config.jit_compile)
     def step(batch):
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             predictions = model(batch["inputs"], training=True)
@@ -188,7 +189,7 @@ def measure(task: Task, *, warmup: int = 5, steps: int = DEFAULT_STEPS, held_bat
     strategy = trainer.make_strategy("default")
     with strategy.scope():
         model, checkpoint = trainer.build(task)
-    ours = trainer.make_train_step(model, strategy, checkpoint.step)
+    ours = trainer.make_train_step(model, strategy, checkpoint.step, task.config.jit_compile)
     dataset = task.train_batches()
     sync = lambda: checkpoint.step.numpy()  # noqa: E731 - reading a variable waits for the step
     held = in_memory(trainer.distributed_batches(dataset, strategy), held_batches)

@@ -182,18 +182,23 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def make_train_step(model: AIGN, strategy: tf.distribute.Strategy, step: tf.Variable):
+def make_train_step(model: AIGN, strategy: tf.distribute.Strategy, step: tf.Variable, jit_compile: bool = False):
     """The compiled step of `train` (and of `aign_tf.zoo.benchmark`): `model.train_step` on every
-    replica via `strategy.run`, then `step += 1`. Call it with one batch of the distributed dataset;
-    it returns whether every loss tracker is still finite (one check per step, in the graph).
+    replica via `strategy.run`, then `step += 1`, as one tf.function (`jit_compile`: compiled by XLA,
+    one replica only). Call it with one batch of the distributed dataset; it returns whether every
+    loss tracker is still finite (one check per step, in the graph).
 
     Called as train_step(batch, stop) with `stop` a float vector (`StopRequest.flags`), it returns
     (finite, stop summed over every replica of every worker): all workers agree to stop at one step."""
+    if jit_compile and strategy.num_replicas_in_sync > 1:
+        raise UserError(f"--jit_compile compiles the step of one replica, and this strategy has "
+                        f"{strategy.num_replicas_in_sync}: train on one device or use --nojit_compile")
+
     def replica_step(batch, stop):
         model.train_step(batch)
         return None if stop is None else tf.identity(stop)
 
-    @tf.function
+    @functools.partial(tf.function, jit_compile=jit_compile)
     def train_step(batch, stop=None):
         flags = strategy.run(replica_step, args=(batch, stop))
         step.assign_add(1)
@@ -346,7 +351,7 @@ def train(task: Task, model_dir: str, *, strategy: tf.distribute.Strategy,
     preview = next(iter(task.train_batches().take(1)))
     replica_batches = distributed_batches(task.train_batches(), strategy, start)
 
-    train_step = make_train_step(model, strategy, checkpoint.step)
+    train_step = make_train_step(model, strategy, checkpoint.step, config.jit_compile)
     writer = tf.summary.create_file_writer(os.path.join(work_dir, "train"))
     eval_writer = tf.summary.create_file_writer(os.path.join(work_dir, "eval")) if eval_every else None
     if eval_every and start == 0:
