@@ -1,6 +1,7 @@
 """Benchmark a task's train step on this machine.
 
     python -m aign_tf.zoo.benchmark --task=inpaint [--batch_size=32] [--steps=30] [--warmup=5] [--out=bench.json]
+        [--profile=DIR] [--precision=bfloat16] [--jit_compile]
 
 Task flags (--width, --dataset, ...) apply as in training. --steps is the number of timed steps.
 Every loop runs `--warmup` untimed steps first (tracing included), then `--steps` timed steps that
@@ -56,10 +57,13 @@ from aign_tf.zoo import cli, trainer
 from aign_tf.zoo.evaluate import format_table
 
 flags.DEFINE_integer("warmup", 5, "Untimed steps before timing (the first one traces).")
+flags.DEFINE_string("profile", None, "Also write a TensorBoard profiler trace of 5 more steps on the in-memory "
+                    "batches to this directory (open with tensorboard --logdir=DIR, Profile tab).")
 
 FLAGS = flags.FLAGS
 DEFAULT_STEPS = 30
 HELD_BATCHES = 4  # the in-memory batches the step cycles over
+PROFILED_STEPS = 5
 
 # Op types with a float output that only move data or keep book: they need no FLOPs stat.
 NO_ARITHMETIC = {"Const", "Placeholder", "Identity", "IdentityN", "ReadVariableOp", "Reshape", "Squeeze",
@@ -182,8 +186,10 @@ def time_input(batches, warmup: int, steps: int) -> float:
 
 
 def measure(task: Task, *, warmup: int = 5, steps: int = DEFAULT_STEPS, held_batches: int = HELD_BATCHES,
-            matmul_size: int = 2048, matmul_repeats: int = 10) -> tuple[dict[str, float], list[str]]:
-    """The numbers of the module docstring, and the op types whose FLOPs the profiler does not count."""
+            matmul_size: int = 2048, matmul_repeats: int = 10,
+            profile: str | None = None) -> tuple[dict[str, float], list[str]]:
+    """The numbers of the module docstring, and the op types whose FLOPs the profiler does not count;
+    `profile`: a directory for a TensorBoard profiler trace of PROFILED_STEPS more steps."""
     if warmup < 1 or steps < 1:
         raise UserError("--warmup and --steps must be positive (the first warm-up step traces)")
     strategy = trainer.make_strategy("default")
@@ -194,6 +200,10 @@ def measure(task: Task, *, warmup: int = 5, steps: int = DEFAULT_STEPS, held_bat
     sync = lambda: checkpoint.step.numpy()  # noqa: E731 - reading a variable waits for the step
     held = in_memory(trainer.distributed_batches(dataset, strategy), held_batches)
     step_s = time_steps(ours, held, warmup, steps, sync)
+    if profile:
+        tf.profiler.experimental.start(profile)
+        time_steps(ours, held, 0, PROFILED_STEPS, sync)
+        tf.profiler.experimental.stop()
     loop_s = time_steps(ours, trainer.distributed_batches(dataset, strategy), warmup, steps, sync)
     input_s = time_input(trainer.distributed_batches(dataset, strategy), warmup, steps)
     flops_by_type, uncounted = count_flops(ours.get_concrete_function(next(held)).graph)
@@ -245,7 +255,7 @@ def main(argv: list[str]) -> None:
     overrides.pop("steps", None)  # --steps counts the timed steps here
     task = task_class(task_class.configure(**overrides))
     devices = device_description()
-    numbers, uncounted = measure(task, warmup=FLAGS.warmup, steps=steps)
+    numbers, uncounted = measure(task, warmup=FLAGS.warmup, steps=steps, profile=FLAGS.profile)
     print(f"{task.name}: global batch {task.config.batch_size}, {steps} timed steps after {FLAGS.warmup} warm-up; "
           f"{os.cpu_count()} CPU cores; devices {devices}")
     print(format_table(numbers))

@@ -54,9 +54,11 @@ def forward_flops(model, batch_size):
     return flops(model.generator) + 2 * sum(flops(critic) for critic in model.critics.values())
 
 
-def test_measure_inpaint_tiny():
+def test_measure_inpaint_tiny(tmp_path):
     task = registry.get_task("inpaint", batch_size=8, width=8)
-    numbers, uncounted = benchmark.measure(task, warmup=1, steps=3, matmul_size=256, matmul_repeats=3)
+    numbers, uncounted = benchmark.measure(task, warmup=1, steps=3, matmul_size=256, matmul_repeats=3,
+                                           profile=str(tmp_path / "trace"))
+    assert list((tmp_path / "trace").glob("plugins/profile/*/*.xplane.pb"))  # what TensorBoard's Profile tab reads
     assert set(numbers) == {"step_examples_per_s", "loop_examples_per_s", "input_examples_per_s",
                             "bare_examples_per_s", "overhead", "train_step_gflop", "train_step_gflop_per_s",
                             "matmul_gflop_per_s", "fraction_of_matmul", "peak_rss_mib"}
