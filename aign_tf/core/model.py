@@ -142,6 +142,10 @@ class AIGN(keras.Model):
         """The generator's predictions {factor: tensor}, float32 whatever precision its layers compute in."""
         return float32(self.generator(inputs, training=training))
 
+    def score(self, name: str, factor: tf.Tensor, training: bool) -> tf.Tensor:
+        """Critic `name`'s scores of `factor` (memories or predictions), float32 whatever precision it computes in."""
+        return float32(self.critics[name](factor, training=training))
+
     def render(self, predictions: dict, inputs: dict) -> tuple[tf.Tensor, tf.Tensor | None]:
         """P(G(x)): (rendered, valid), from the predictions and the generator's inputs. Every task implements it."""
         raise NotImplementedError
@@ -160,9 +164,8 @@ class AIGN(keras.Model):
             g_adv, d_loss, acc_real, acc_fake = [], [], [], []
             threshold = self.gan.threshold
             for name in sorted(self.critics):
-                critic = self.critics[name]
-                real = float32(critic(batch["memories"][name], training=training))
-                fake = float32(critic(predictions[name], training=training))
+                real = self.score(name, batch["memories"][name], training)
+                fake = self.score(name, predictions[name], training)
                 g_adv.append(self.gan.generator(fake))
                 d_loss.append(self.gan.discriminator(real, fake))
                 acc_real.append(losses.per_example_mean(tf.cast(real > threshold, tf.float32)))

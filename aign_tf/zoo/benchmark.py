@@ -49,21 +49,21 @@ from absl import flags
 
 from aign_tf import files
 from aign_tf.core import AIGN, losses
-from aign_tf.core.model import float32
 from aign_tf.errors import UserError
 from aign_tf.tasks.base import Task
 from aign_tf.tasks.options import Config
 from aign_tf.zoo import cli, trainer
 from aign_tf.zoo.evaluate import format_table
 
-flags.DEFINE_integer("warmup", 5, "Untimed steps before timing (the first one traces).")
-flags.DEFINE_string("profile", None, "Also write a TensorBoard profiler trace of 5 more steps on the in-memory "
-                    "batches to this directory (open with tensorboard --logdir=DIR, Profile tab).")
-
-FLAGS = flags.FLAGS
 DEFAULT_STEPS = 30
 HELD_BATCHES = 4  # the in-memory batches the step cycles over
 PROFILED_STEPS = 5
+
+flags.DEFINE_integer("warmup", 5, "Untimed steps before timing (the first one traces).")
+flags.DEFINE_string("profile", None, f"Also write a TensorBoard profiler trace of {PROFILED_STEPS} more steps on "
+                    "the in-memory batches to this directory (open with tensorboard --logdir=DIR, Profile tab).")
+
+FLAGS = flags.FLAGS
 
 # Op types with a float output that only move data or keep book: they need no FLOPs stat.
 NO_ARITHMETIC = {"Const", "Placeholder", "Identity", "IdentityN", "ReadVariableOp", "Reshape", "Squeeze",
@@ -131,8 +131,8 @@ def bare_step(model: AIGN, task: Task):
             g_loss = losses.reconstruction_loss(rendered, batch["observed"], valid, model.reconstruction)
             d_loss = tf.zeros_like(g_loss)
             for name in sorted(model.critics):
-                real = float32(model.critics[name](batch["memories"][name], training=True))
-                fake = float32(model.critics[name](predictions[name], training=True))
+                real = model.score(name, batch["memories"][name], True)
+                fake = model.score(name, predictions[name], True)
                 g_loss += model.beta * model.gan.generator(fake)
                 d_loss += model.gan.discriminator(real, fake)
             g_loss, d_loss = tf.reduce_mean(g_loss), tf.reduce_mean(d_loss)
@@ -175,16 +175,6 @@ def in_memory(batches, count: int):
     return itertools.cycle(held)
 
 
-def time_input(batches, warmup: int, steps: int) -> float:
-    """Seconds to read `steps` batches of the input pipeline after `warmup` untimed ones."""
-    for _ in range(warmup):
-        next(batches)
-    start = time.perf_counter()
-    for _ in range(steps):
-        next(batches)
-    return time.perf_counter() - start
-
-
 def measure(task: Task, *, warmup: int = 5, steps: int = DEFAULT_STEPS, held_batches: int = HELD_BATCHES,
             matmul_size: int = 2048, matmul_repeats: int = 10,
             profile: str | None = None) -> tuple[dict[str, float], list[str]]:
@@ -205,7 +195,8 @@ def measure(task: Task, *, warmup: int = 5, steps: int = DEFAULT_STEPS, held_bat
         time_steps(ours, held, 0, PROFILED_STEPS, sync)
         tf.profiler.experimental.stop()
     loop_s = time_steps(ours, trainer.distributed_batches(dataset, strategy), warmup, steps, sync)
-    input_s = time_input(trainer.distributed_batches(dataset, strategy), warmup, steps)
+    input_s = time_steps(lambda batch: None, trainer.distributed_batches(dataset, strategy), warmup, steps,
+                         sync=lambda: None)  # the pipeline alone
     flops_by_type, uncounted = count_flops(ours.get_concrete_function(next(held)).graph)
 
     first_weight = model.generator.trainable_variables[0]
