@@ -5,10 +5,14 @@ final `os.replace` is atomic, on the same file system); when the block ends with
 file takes the target's name at once, and on an error it is removed. Two processes writing the same
 cache at once therefore each write their own temporary file, and the last rename wins with a whole
 file. Every cache, config, metrics file and prediction file is written this way.
+
+`locked(directory)` is for what cannot be written as one file (a TFDS build): the second process
+asking for it waits until the first one has finished, then finds it done.
 """
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import tempfile
@@ -31,6 +35,20 @@ def replaced(path: str) -> Iterator[str]:
         with contextlib.suppress(OSError):
             os.remove(temporary)
         raise
+
+
+@contextlib.contextmanager
+def locked(directory: str) -> Iterator[None]:
+    """Holds an exclusive lock on `directory` (made if missing; nothing is written into it) for the
+    block, waiting while another process, or another call in this one, holds it. The kernel releases
+    the lock if its holder dies."""
+    os.makedirs(directory, exist_ok=True)
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 # What TensorFlow's own failed writes (checkpoints, SavedModel variables) say, where Python would

@@ -68,6 +68,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging as absl_logging
 
+from aign_tf import files
 from aign_tf.data import frames, kitti
 from aign_tf.data.images import cache_dir, tfds_damage
 from aign_tf.errors import UserError, check_choice
@@ -662,7 +663,8 @@ def load_pairs(split: str, *, height: int, width: int, sequences: int, num_frame
     for a combination of arguments renders the streets into a `DrivingWorld` config holding only
     this split (e.g. "64x192_f40_s0_t16_m0_e0"), printing one line with the time taken when
     `verbose`; later calls only read it. TFDS writes a build into a temporary directory and renames
-    it when complete, so an interrupted build is never read: the next call builds again.
+    it when complete, so an interrupted build is never read: the next call builds again. A second
+    process asking for the same streets while the first builds them waits and then reads that build.
     """
     check_choice("split", split, SPLITS)
     if sequences < 1:
@@ -681,13 +683,17 @@ def load_pairs(split: str, *, height: int, width: int, sequences: int, num_frame
         with tfds_damage("the driving world cache", cache, REBUILD_HINT):
             builder = DrivingWorld(config=config, data_dir=data_dir)
         if not builder.data_path.exists():  # download_and_prepare's own test for a finished build
-            start = time.time()
-            # TFDS prints its own messages and progress bars; one line of ours says it all.
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-                builder.download_and_prepare()
-            if verbose:
-                print(f"driving world: rendered {sequences * num_frames} {height}x{width} {split} frames "
-                      f"in {time.time() - start:.1f} s into {builder.data_dir}")
+            with files.locked(cache):  # another process building these streets: wait for it
+                with tfds_damage("the driving world cache", cache, REBUILD_HINT):
+                    builder = DrivingWorld(config=config, data_dir=data_dir)  # sees a build finished meanwhile
+                if not builder.data_path.exists():
+                    start = time.time()
+                    # TFDS prints its own messages and progress bars; one line of ours says it all.
+                    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                        builder.download_and_prepare()
+                    if verbose:
+                        print(f"driving world: rendered {sequences * num_frames} {height}x{width} {split} frames "
+                              f"in {time.time() - start:.1f} s into {builder.data_dir}")
         with tfds_damage("the driving world cache", cache, REBUILD_HINT):
             pairs = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
     finally:

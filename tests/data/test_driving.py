@@ -1,10 +1,12 @@
 """Tests for aign_tf.data.driving: the procedural driving world and its TFDS cache."""
 
 import os
+import threading
 
 import numpy as np
 import pytest
 
+from aign_tf import files
 from aign_tf.data import driving, frames
 from aign_tf.errors import UserError
 from aign_tf.render import warp
@@ -153,6 +155,29 @@ def test_an_interrupted_build_is_not_read(tmp_path, monkeypatch):
     assert not (config_dir / "1.0.0").exists()
     pairs = driving.load_pairs("train", **options)
     assert len(pairs["image1"]) == 4 and os.listdir(config_dir) == ["1.0.0"]
+
+
+def test_a_second_caller_waits_for_a_build_under_way_and_reads_it(tmp_path, monkeypatch):
+    """Two training jobs started at once on the same streets: the second must not render them again
+    nor fail on TFDS's rename of the first one's finished build."""
+    options = dict(height=32, width=96, sequences=2, num_frames=3, data_dir=str(tmp_path), verbose=False)
+    render = driving.render_sequence
+    rendered = []
+    monkeypatch.setattr(driving, "render_sequence", lambda *a, **k: rendered.append(a) or render(*a, **k))
+    config = driving.DrivingWorldConfig.create(32, 96, 3, 0, train=2)
+    config_dir = tmp_path / "driving_world" / config.name
+    second = {}
+    with files.locked(str(config_dir)):  # the first process, building
+        waiting = threading.Thread(target=lambda: second.update(driving.load_pairs("train", **options)))
+        waiting.start()
+        waiting.join(timeout=2)
+        assert waiting.is_alive() and not rendered
+        driving.DrivingWorld(config=config, data_dir=str(tmp_path)).download_and_prepare()
+    waiting.join(timeout=60)
+    assert not waiting.is_alive() and len(rendered) == 2  # one build of two streets, not two builds
+    first = driving.load_pairs("train", **options)
+    for key in frames.PAIR_KEYS:
+        np.testing.assert_array_equal(second[key], first[key])
 
 
 def test_bad_frame_size_is_a_user_error(tmp_path):
