@@ -36,6 +36,10 @@ flags.DEFINE_string("out", None, "Where a command writes: benchmark's JSON file 
                     "(default curves.png), export's base directory (OUT/TASK/VERSION), evaluate's OUT/NAME folder "
                     "per model (default: the model dir itself; shipped models only with --out).")
 
+flags.DEFINE_multi_string("row", [], "LABEL=DIR1,DIR2,...: one model trained with several seeds (repeat the flag "
+                          "for more): seeds' table rows (LABEL=PREFIX@DIRS reads metrics PREFIX + METRIC), curves' "
+                          "lines.")
+
 DEFINE = {bool: flags.DEFINE_boolean, int: flags.DEFINE_integer, float: flags.DEFINE_float, str: flags.DEFINE_string}
 
 
@@ -131,6 +135,16 @@ def listed(name: str, what: str) -> list[str]:
     if not entries:
         raise UserError(f"--{name}={FLAGS[name].value} names no {what}; give one or more, comma-separated")
     return entries
+
+
+def parse_row(text: str) -> tuple[str, str, list[str]]:
+    """(label, metric prefix, dirs) of one --row value."""
+    label, sep, rest = text.partition("=")
+    prefix, _, dirs = rest.rpartition("@")
+    dirs = [d for d in dirs.split(",") if d]
+    if not sep or not label or not dirs:
+        raise UserError(f"--row={text} is not LABEL=DIR1,DIR2,... (or LABEL=PREFIX@DIR1,DIR2,...)")
+    return label, prefix, dirs
 
 
 def _exit_with(error: Exception) -> None:

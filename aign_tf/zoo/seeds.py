@@ -26,21 +26,9 @@ from aign_tf import files
 from aign_tf.errors import UserError
 from aign_tf.zoo import cli
 
-flags.DEFINE_multi_string("row", [], "LABEL=DIR1,DIR2,... or LABEL=PREFIX@DIR1,DIR2,...: one model's evaluated "
-                          "seeds (repeat the flag for more rows).")
 flags.DEFINE_multi_string("ratio", [], "A/B: row A over row B per seed, for every metric.")
 
 FLAGS = flags.FLAGS
-
-
-def parse_row(text: str) -> tuple[str, str, list[str]]:
-    """(label, metric prefix, dirs) of one --row value."""
-    label, sep, rest = text.partition("=")
-    prefix, _, dirs = rest.rpartition("@")
-    dirs = [d for d in dirs.split(",") if d]
-    if not sep or not label or not dirs:
-        raise UserError(f"--row={text} is not LABEL=DIR1,DIR2,... (or LABEL=PREFIX@DIR1,DIR2,...)")
-    return label, prefix, dirs
 
 
 def read_metrics(model_dir: str) -> dict[str, float]:
@@ -105,7 +93,7 @@ def main(argv: list[str]) -> None:
     metrics = cli.listed("metrics", "metric")
     if not FLAGS.row:
         raise UserError("give at least one --row=LABEL=DIR1,DIR2,...")
-    result = aggregate([parse_row(text) for text in FLAGS.row], metrics, FLAGS.ratio)
+    result = aggregate([cli.parse_row(text) for text in FLAGS.row], metrics, FLAGS.ratio)
     print(markdown(result, metrics))
     if FLAGS.out:
         files.write_json(FLAGS.out, result)

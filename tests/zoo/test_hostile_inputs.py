@@ -159,9 +159,9 @@ def test_a_binary_line_of_curves_jsonl_is_skipped_like_a_cut_one(tmp_path):
 
 def test_curves_to_a_missing_directory_is_one_line(tmp_path):
     with pytest.raises(UserError, match=f"cannot write {tmp_path}/missing/c.png: No such file or directory"):
-        curves.plot_curves({"a": {1: {"loss": 0.5}}}, ["loss"], str(tmp_path / "missing" / "c.png"))
+        curves.plot_curves({"a": [{1: {"loss": 0.5}}]}, ["loss"], str(tmp_path / "missing" / "c.png"))
     with pytest.raises(UserError, match="cannot write .*c.xyz: Format 'xyz' is not supported"):
-        curves.plot_curves({"a": {1: {"loss": 0.5}}}, ["loss"], str(tmp_path / "c.xyz"))
+        curves.plot_curves({"a": [{1: {"loss": 0.5}}]}, ["loss"], str(tmp_path / "c.xyz"))
     assert os.listdir(tmp_path) == []
 
 

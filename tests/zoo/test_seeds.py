@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from aign_tf.errors import UserError
-from aign_tf.zoo import seeds
+from aign_tf.zoo import cli, seeds
 
 
 def write_runs(root, name, values):
@@ -45,7 +45,7 @@ def test_rows_ratios_and_json_from_the_command_line(tmp_path):
 def test_bad_rows_are_one_line_errors(tmp_path):
     runs = write_runs(tmp_path, "a", {"x": [1.0, 2.0]})
     with pytest.raises(UserError, match="is not LABEL=DIR1,DIR2"):
-        seeds.parse_row("no-equals-sign")
+        cli.parse_row("no-equals-sign")
     with pytest.raises(UserError, match=r"missing/metrics.json does not exist: run python -m aign_tf.zoo.evaluate"):
         seeds.aggregate([("A", "", [str(tmp_path / "missing")])], ["x"], [])
     with pytest.raises(UserError, match="the rows have 2 and 1 seeds"):
