@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from aign_tf.core import AIGN, batches
+from aign_tf.core.model import float32
 from aign_tf.data.images import read_mask
 from aign_tf.errors import UserError
 from aign_tf.export.signatures import image_from_uint8, image_to_uint8, signature, spec
@@ -107,7 +108,7 @@ class InpaintAIGN(AIGN):
 
     def render(self, predictions: dict, inputs: dict) -> tuple[tf.Tensor, tf.Tensor]:
         if self.decoder is not None:
-            return self.decoder(predictions["image"]), inputs["mask"]
+            return float32(self.decoder(predictions["image"])), inputs["mask"]  # float32 under --precision=bfloat16
         return image_renderer.mask(predictions["image"], inputs["mask"]), inputs["mask"]
 
 

@@ -14,6 +14,7 @@ CASES = {
     "inpaint": dict(batch_size=8, width=8),
     "pose3d": dict(batch_size=8, width=4, components=10, generator="heatmap", train_cameras=1, test_cameras=1),
     "sfm": dict(batch_size=2, width=4, **SFM),
+    "decoder_ablation": dict(batch_size=8, hidden=16),  # FC networks and a learned decoder in the renderer's place
 }
 
 
@@ -33,14 +34,16 @@ def test_bfloat16_computes_in_bfloat16_and_learns_float32_weights(name):
     task = registry.get_task(name, precision="bfloat16", gating=False, **CASES[name])
     model, before, finite = train_two_steps(task)
     assert keras.config.dtype_policy().name == "float32"  # the global policy is restored after the build
-    convs = [layer for layer in model.generator.layers if isinstance(layer, keras.layers.Conv2D)]
-    assert convs and all(layer.compute_dtype == "bfloat16" for layer in convs)
+    computing = [layer for layer in model.generator.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
+    assert computing and all(layer.compute_dtype == "bfloat16" for layer in computing)
     assert all(v.dtype == "float32" for v in model.generator_variables + model.critic_variables)
     assert finite == [True, True]
     assert any(not np.array_equal(b, v.numpy()) for b, v in zip(before, model.generator_variables))
-    # The geometry stays float32, and so does every prediction the renderer and the losses read.
-    predictions = model(next(iter(task.train_batches()))["inputs"])
+    # The geometry stays float32, and so does every prediction the renderer and the losses read, and the render.
+    inputs = next(iter(task.train_batches()))["inputs"]
+    predictions = model(inputs)
     assert all(p.dtype == tf.float32 for p in tf.nest.flatten(predictions))
+    assert model.render(predictions, inputs)[0].dtype == tf.float32
 
 
 def test_float16_is_refused_with_the_choices():
