@@ -12,15 +12,16 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Under xdist, the tests that share a fixture built once per file (or per session, as the
-    `exports` of tests/export/conftest.py, about a minute to build) stay on one worker; the others
-    go wherever a worker is free."""
+    """Under xdist, the tests that share a fixture built once per session (grouped by the fixture, such
+    as the `exports` of tests/export/conftest.py, about a minute to build) or once per file (grouped by
+    the file) stay on one worker; the others go wherever a worker is free."""
     if not config.pluginmanager.hasplugin("xdist"):
         return
     for item in items:
-        shared = {name: defs[-1].scope for name, defs in item._fixtureinfo.name2fixturedefs.items()
+        scopes = {name: defs[-1].scope for name, defs in item._fixtureinfo.name2fixturedefs.items()
                   if defs[-1].baseid}  # the project's fixtures, not pytest's own (tmp_path_factory)
-        if "exports" in shared:
-            item.add_marker(pytest.mark.xdist_group("exports"))
-        elif any(scope in ("module", "package", "session") for scope in shared.values()):
+        per_session = sorted(name for name, scope in scopes.items() if scope in ("package", "session"))
+        if per_session:
+            item.add_marker(pytest.mark.xdist_group(per_session[0]))
+        elif "module" in scopes.values():
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
