@@ -150,7 +150,7 @@ def load_keras_weights(module, arrays: dict, prefix: str) -> None:
         get = lambda w: torch.from_numpy(np.ascontiguousarray(arrays[f"{name}/{w}"]))  # noqa: E731
         kind = name.split("/")[-1]
         with torch.no_grad():
-            if kind == "BatchNormalization":
+            if kind.endswith("BatchNorm") or kind == "BatchNormalization":
                 layer.weight.copy_(get("gamma")), layer.bias.copy_(get("beta"))
                 layer.running_mean.copy_(get("moving_mean")), layer.running_var.copy_(get("moving_variance"))
             elif kind == "Dense":  # Keras flattens HWC, torch CHW

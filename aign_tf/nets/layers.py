@@ -14,13 +14,44 @@ def initializer(seed: int | None = None) -> keras.initializers.Initializer:
     return keras.initializers.TruncatedNormal(stddev=0.02, seed=seed)
 
 
+class FusedBatchNorm(keras.layers.BatchNormalization):
+    """Keras' batch norm, computed on one replica by TensorFlow's fused kernel (`FusedBatchNormV3`
+    and its gradient, oneDNN's on CPU) instead of the ten-odd elementwise ops that Keras 3's TF
+    backend composes it from. Same function, variables, moving-average update and checkpoints as
+    the Keras layer; it applies to channels-last inputs of rank 2 (as 1x1 images) or 4, and hands
+    anything else (a mask, renorm, synchronised statistics) to the Keras layer."""
+
+    def call(self, inputs, training=None, mask=None):
+        rank = len(inputs.shape)
+        if mask is not None or self.synchronized or self.renorm or rank not in (2, 4) or \
+                self.axis not in (rank - 1, -1):
+            return super().call(inputs, training=training, mask=mask)
+        x = tf.cast(inputs, "float32")
+        x4 = tf.reshape(x, [-1, 1, 1, x.shape[-1]]) if rank == 2 else x
+        gamma = self.gamma if self.scale else tf.ones_like(self.moving_mean)
+        beta = self.beta if self.center else tf.zeros_like(self.moving_mean)
+        if training and self.trainable:
+            y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+                x4, gamma, beta, epsilon=self.epsilon, is_training=True)
+            # the kernel returns the unbiased variance; Keras (and the normalisation) use the biased one
+            n = tf.cast(tf.size(x4) // tf.shape(x4)[-1], "float32")
+            variance = variance * (n - 1.0) / n
+            self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+            self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        else:
+            y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+                x4, gamma, beta, mean=self.moving_mean, variance=self.moving_variance,
+                epsilon=self.epsilon, is_training=False)
+        return tf.cast(tf.reshape(y, tf.shape(x)) if rank == 2 else y, self.compute_dtype)
+
+
 def batch_norm(name: str | None = None) -> keras.layers.Layer:
-    """Batch norm, synchronised across replicas where the strategy in scope has several. Keras'
-    synchronised layer computes the variance as E[x^2] - E[x]^2, whose gradients are off by up to
-    0.5 % in float32 (measured against float64, `zoo/pytorch_inpaint.py`); on one replica the plain
-    layer's statistics are the same and its gradients exact to float32 rounding."""
-    return keras.layers.BatchNormalization(synchronized=tf.distribute.get_strategy().num_replicas_in_sync > 1,
-                                           name=name)
+    """Batch norm: `FusedBatchNorm` on one replica; on several, Keras' layer with statistics
+    synchronised across replicas. That layer computes the variance as E[x^2] - E[x]^2, whose gradients
+    are off by up to 0.5 % in float32 (measured against float64, `zoo/pytorch_inpaint.py`)."""
+    if tf.distribute.get_strategy().num_replicas_in_sync > 1:
+        return keras.layers.BatchNormalization(synchronized=True, name=name)
+    return FusedBatchNorm(name=name)
 
 
 def conv(x, filters: int, *, kernel: int = 4, strides: int = 2, norm: bool = True,
