@@ -1,6 +1,7 @@
 """aign_tf.nets.layers.FusedBatchNorm: batch norm by TensorFlow's fused kernel. Its output and moving
 statistics against a NumPy reference (biased batch variance, Keras' momentum update), its gradients
-against Keras' own layer (composed from elementwise ops), and `batch_norm`'s choice of layer."""
+against Keras' own layer (composed from elementwise ops), a checkpoint of Keras' layer restored into
+it, and `batch_norm`'s choice of layer."""
 import subprocess
 import sys
 import textwrap
@@ -50,10 +51,21 @@ def test_fused_batch_norm_matches_numpy_and_keras(shape):
         np.testing.assert_allclose(fused_grad, composed_grad, rtol=1e-4, atol=1e-4 * np.abs(composed_grad).max())
 
 
-def test_fused_batch_norm_keeps_keras_variables_so_checkpoints_carry_over():
-    fused, composed = layers.FusedBatchNorm(), keras.layers.BatchNormalization()
-    fused.build((2, 3)), composed.build((2, 3))
-    assert [v.path.split("/")[-1] for v in fused.variables] == [v.path.split("/")[-1] for v in composed.variables]
+def small_net(norm_layer) -> keras.Model:
+    image = keras.Input((6, 6, 2))
+    return keras.Model(image, norm_layer()(keras.layers.Conv2D(3, 3, padding="same")(image)))
+
+
+def test_a_checkpoint_written_with_keras_batch_norm_restores_into_the_fused_layer(tmp_path):
+    keras.utils.set_random_seed(0)
+    composed = small_net(keras.layers.BatchNormalization)
+    images = tf.random.uniform((4, 6, 6, 2))
+    composed(images, training=True)  # moves the moving statistics away from their initial values
+    path = tf.train.Checkpoint(model=composed).write(str(tmp_path / "ckpt"))
+    fused = small_net(layers.FusedBatchNorm)
+    tf.train.Checkpoint(model=fused).read(path).assert_existing_objects_matched()
+    np.testing.assert_allclose(fused(images, training=False).numpy(), composed(images, training=False).numpy(),
+                               atol=1e-5)
 
 
 def test_batch_norm_is_fused_on_one_replica_and_synchronised_on_several():
